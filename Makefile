@@ -1,0 +1,41 @@
+# patronload: `make run` for the daily job on the demo warehouse, `make test` for the suite.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PATRONS ?= 1000000
+SNAPSHOT ?=
+SNAPSHOT_ARG := $(if $(SNAPSHOT),--snapshot $(SNAPSHOT),)
+
+.DEFAULT_GOAL := help
+.PHONY: help install run extract export test lint bench clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv/ with patronload installed in it
+
+run: $(STAMP) ## Extract, build and export on the demo warehouse into outbox/
+	$(BIN)/patronload run
+
+extract: $(STAMP) ## Extract the warehouse into a new snapshot
+	$(BIN)/patronload extract
+
+export: $(STAMP) ## Build and write zips from the latest snapshot (or SNAPSHOT=path)
+	$(BIN)/patronload export $(SNAPSHOT_ARG)
+
+test: $(STAMP) ## Run the test suite
+	$(BIN)/pytest -q
+
+lint: $(STAMP) ## ruff and mypy over the package and tests
+	$(BIN)/ruff check exporter tests
+	$(BIN)/mypy exporter
+
+clean: ## Remove generated data (snapshots, builds, outbox, demo warehouse)
+	rm -rf snapshots build outbox warehouse

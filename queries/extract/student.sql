@@ -1,0 +1,23 @@
+-- Students: every row of LIBRARY_STUDENT, columns in the predecessor's order.
+SELECT
+    s.MIT_ID,
+    s.EMAIL_ADDRESS,
+    s.KRB_NAME_UPPERCASE,
+    s.LIBRARY_ID,
+    s.PREFERRED_FIRST_NAME,
+    s.PREFERRED_MIDDLE_NAME,
+    s.PREFERRED_LAST_NAME,
+    s.LEGAL_FIRST_NAME,
+    s.LEGAL_MIDDLE_NAME,
+    s.LEGAL_LAST_NAME,
+    s.TERM_STREET1,
+    s.TERM_STREET2,
+    s.TERM_CITY,
+    s.TERM_STATE,
+    s.TERM_ZIP,
+    s.TERM_PHONE1,
+    s.TERM_PHONE2,
+    s.OFFICE_PHONE,
+    s.STUDENT_YEAR,
+    s.HOME_DEPARTMENT
+FROM LIBRARY_STUDENT s

@@ -1,0 +1,5 @@
+-- Every exported patron of every type, in the shared columns. Staff and
+-- student rows are disjoint by construction (see student_verdicts).
+SELECT * FROM staff_patrons
+UNION ALL BY NAME
+SELECT * FROM student_patrons
