@@ -1,0 +1,151 @@
+"""Build stage: seeds, macros and models in DuckDB, on a snapshot attached read-only.
+
+The build database is separate from the snapshot (which stays write-once). It is
+written under a temporary name and renamed, so a failed build leaves the previous
+one, if any, untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+from exporter.errors import BuildError, SnapshotError
+from exporter.models import RUN_CONTEXT, load_models, load_seeds
+from exporter.project import ExportSettings, Project
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Accounting:
+    """Rows of one patron type through the pipeline."""
+
+    patron_type: str
+    extracted: int
+    exported: int
+    rejected: int
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """A finished build database and what it holds."""
+
+    database: Path
+    snapshot: Path
+    as_of: date
+    model_rows: dict[str, int]
+    accounting: list[Accounting]
+    rejections: dict[tuple[str, str], int]
+    seconds: float
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def open_snapshot(con: duckdb.DuckDBPyConnection, snapshot: Path) -> None:
+    """Attach a snapshot read-only and let unqualified names find its tables."""
+    if not snapshot.is_file():
+        raise SnapshotError(f"snapshot not found: {snapshot}")
+    try:
+        con.execute(f"ATTACH '{snapshot.as_posix().replace(chr(39), chr(39) * 2)}' AS snapshot (READ_ONLY)")
+    except duckdb.Error as exc:
+        raise SnapshotError(f"{snapshot}: not a readable snapshot: {_first_line(exc)}") from None
+    con.execute("SET search_path = 'main,snapshot.main'")
+
+
+def _run_file_statements(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    if not path.is_file():
+        return
+    try:
+        con.execute(path.read_text(encoding="utf-8"))
+    except duckdb.Error as exc:
+        raise BuildError(f"{path}: {_first_line(exc)}") from None
+
+
+def _check_accounting(con: duckdb.DuckDBPyConnection, settings: ExportSettings) -> list[Accounting]:
+    cur = con.execute(f"SELECT * FROM {_quote(settings.accounting_model)}")
+    names = [d[0] for d in cur.description or []]
+    rows = [Accounting(**dict(zip(names, r, strict=True))) for r in cur.fetchall()]
+    for a in rows:
+        if a.extracted != a.exported + a.rejected:
+            raise BuildError(
+                f"rows lost for {a.patron_type}: extracted {a.extracted} but exported "
+                f"{a.exported} + rejected {a.rejected} = {a.exported + a.rejected}"
+            )
+    (total,) = con.execute(f"SELECT count(*) FROM {_quote(settings.final_model)}").fetchone() or (0,)
+    if total != sum(a.exported for a in rows):
+        raise BuildError(
+            f"{settings.final_model} holds {total} users but {settings.accounting_model} "
+            f"counts {sum(a.exported for a in rows)} exported"
+        )
+    return rows
+
+
+def build(project: Project, snapshot: Path, database: Path, as_of: date) -> BuildResult:
+    """Build every model on `snapshot` into `database`, then check the row accounting."""
+    started = time.perf_counter()
+    settings = project.settings()
+    models = load_models(project)  # parse everything before any work
+    seeds = load_seeds(project)
+    try:
+        database.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BuildError(f"cannot create the build folder {database.parent}: {exc.strerror}") from None
+    tmp = database.with_name(f".{database.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    model_rows: dict[str, int] = {}
+    try:
+        con = duckdb.connect(str(tmp))
+        try:
+            open_snapshot(con, snapshot)
+            for seed in seeds:
+                con.execute(
+                    f"CREATE TABLE {_quote(seed.name)} AS SELECT * FROM "
+                    "read_csv(?, header=true, all_varchar=true)",
+                    [str(seed.path)],
+                )
+            con.execute(f"CREATE TABLE {RUN_CONTEXT} AS SELECT ?::DATE AS as_of", [as_of])
+            _run_file_statements(con, project.macros_file)
+            for model in models:
+                t0 = time.perf_counter()
+                try:
+                    con.execute(f"CREATE TABLE {_quote(model.name)} AS {model.sql}")
+                except duckdb.Error as exc:
+                    raise BuildError(f"{model.path}: {_first_line(exc)}") from None
+                (n,) = con.execute(f"SELECT count(*) FROM {_quote(model.name)}").fetchone() or (0,)
+                model_rows[model.name] = int(n)
+                log.info("built %s: %s rows in %.2fs", model.name, n, time.perf_counter() - t0)
+            accounting = _check_accounting(con, settings)
+            rejections = {
+                (t, r): int(n)
+                for t, r, n in con.execute(
+                    f"SELECT patron_type, reason, count(*) FROM {_quote(settings.rejections_model)} "
+                    "GROUP BY ALL ORDER BY ALL"
+                ).fetchall()
+            }
+            con.execute("DETACH snapshot")
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, database)
+    except BaseException:
+        for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+        raise
+    return BuildResult(
+        database, snapshot, as_of, model_rows, accounting, rejections, time.perf_counter() - started
+    )

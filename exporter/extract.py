@@ -1,0 +1,202 @@
+"""Extract stage: run queries/extract/*.sql against a warehouse into a new snapshot.
+
+A snapshot is a DuckDB file named for its UTC creation time, written under a
+temporary name and renamed when complete, readable only by its owner, and never
+modified afterwards.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from exporter import __version__
+from exporter.errors import SnapshotError, SourceError
+from exporter.project import Project
+from exporter.sources import ExtractQuery, SourceTable, load_extracts, load_sources
+
+log = logging.getLogger(__name__)
+
+META_TABLE = "_patronload_meta"
+EXTRACTS_TABLE = "_patronload_extracts"
+SNAPSHOT_GLOB = "????-??-??T??????.??????Z.duckdb"
+
+
+@dataclass(frozen=True)
+class ExtractResult:
+    """What one extract produced."""
+
+    snapshot: Path
+    rows: dict[str, int]
+    seconds: float
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _typed_view(table: SourceTable, relation: str, present: list[str]) -> str:
+    """A view exposing `relation` with the declared column types, whatever it stored."""
+    missing = [c for c in table.columns if c not in present]
+    if missing:
+        raise SourceError(f"{relation}: lacks the column {missing[0]} of {table.name}")
+    cols = ", ".join(
+        f"CAST({_quote(c)} AS {t}) AS {_quote(c)}" for c, t in table.columns.items()
+    )
+    return f"CREATE TEMP VIEW {_quote(table.name)} AS SELECT {cols} FROM {relation}"
+
+
+def _csv_header(path: Path) -> list[str]:
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            header = next(csv.reader(fh), None)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SourceError(f"{path}: cannot read: {exc}") from None
+    if not header:
+        raise SourceError(f"{path}: empty file, expected a header row of column names")
+    return [h.strip().upper() for h in header]
+
+
+def _attach_csv_folder(con: duckdb.DuckDBPyConnection, folder: Path, tables: list[SourceTable]) -> None:
+    for table in tables:
+        path = folder / f"{table.name}.csv"
+        if not path.is_file():
+            raise SourceError(f"{path}: not found (the warehouse folder needs {table.name}.csv)")
+        header = _csv_header(path)
+        missing = [c for c in table.columns if c not in header]
+        if missing:
+            raise SourceError(f"{path}: header lacks the column {missing[0]}")
+        # Every column is read as text first: types come from schemas/, never guessed.
+        spec = ", ".join(f"{_literal(f'c{i}')}: 'VARCHAR'" for i in range(len(header)))
+        relation = (
+            f"(SELECT {', '.join(f'c{i} AS {_quote(h)}' for i, h in enumerate(header))} "
+            f"FROM read_csv({_literal(str(path))}, header=true, auto_detect=false, "
+            f"columns={{{spec}}}, nullstr='', quote='\"', escape='\"', strict_mode=true))"
+        )
+        con.execute(_typed_view(table, relation, header))
+
+
+def _attach_duckdb(con: duckdb.DuckDBPyConnection, path: Path, tables: list[SourceTable]) -> None:
+    try:
+        con.execute(f"ATTACH {_literal(str(path))} AS warehouse (READ_ONLY)")
+    except duckdb.Error as exc:
+        raise SourceError(f"{path}: not a readable DuckDB warehouse: {_first_line(exc)}") from None
+    for table in tables:
+        present = [
+            r[0].upper()
+            for r in con.execute(
+                "SELECT column_name FROM duckdb_columns() "
+                "WHERE database_name = 'warehouse' AND upper(table_name) = ?",
+                [table.name],
+            ).fetchall()
+        ]
+        if not present:
+            raise SourceError(f"{path}: has no table {table.name}")
+        con.execute(_typed_view(table, f"warehouse.main.{_quote(table.name)}", present))
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def new_snapshot_path(folder: Path, now: datetime) -> Path:
+    """`<folder>/<UTC time>.duckdb`, unique even for two extracts in one second."""
+    return folder / f"{now.strftime('%Y-%m-%dT%H%M%S.%f')}Z.duckdb"
+
+
+def latest_snapshot(folder: Path) -> Path:
+    """The newest snapshot in a folder, by its name (its UTC creation time)."""
+    found = sorted(folder.glob(SNAPSHOT_GLOB)) if folder.is_dir() else []
+    if not found:
+        raise SnapshotError(f"no snapshot in {folder}; run 'patronload extract' first")
+    return found[-1]
+
+
+def _record_metadata(
+    con: duckdb.DuckDBPyConnection,
+    queries: list[ExtractQuery],
+    rows: dict[str, int],
+    source: str,
+    started: datetime,
+) -> None:
+    con.execute(f"CREATE TABLE {META_TABLE} (key VARCHAR, value VARCHAR)")
+    meta = {
+        "created_at": started.isoformat(),
+        "source": source,
+        "patronload_version": __version__,
+        "row_counts": json.dumps(rows, sort_keys=True),
+    }
+    con.executemany(f"INSERT INTO {META_TABLE} VALUES (?, ?)", list(meta.items()))
+    con.execute(
+        f"CREATE TABLE {EXTRACTS_TABLE} "
+        "(name VARCHAR, sql_file VARCHAR, sha256 VARCHAR, source_tables VARCHAR[], rows BIGINT)"
+    )
+    con.executemany(
+        f"INSERT INTO {EXTRACTS_TABLE} VALUES (?, ?, ?, ?, ?)",
+        [[q.name, q.path.name, q.sha256, list(q.source_tables), rows[q.name]] for q in queries],
+    )
+
+
+def extract(
+    project: Project,
+    warehouse: Path,
+    snapshots: Path,
+    on_table: Callable[[str, int], None] | None = None,
+) -> ExtractResult:
+    """Validate the extract SQL, then copy the warehouse's rows into a new snapshot."""
+    queries = load_extracts(project)  # parse and check before touching any source
+    sources = load_sources(project)
+    needed = [sources[name] for name in dict.fromkeys(t for q in queries for t in q.source_tables)]
+    duck_sql = {q.name: q.to_duckdb() for q in queries}
+    if not warehouse.exists():
+        raise SourceError(f"warehouse not found: {warehouse}")
+    try:
+        snapshots.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SnapshotError(f"cannot create the snapshots folder {snapshots}: {exc.strerror}") from None
+
+    started = datetime.now(UTC)
+    final = new_snapshot_path(snapshots, started)
+    tmp = final.with_name(f".{final.name}.tmp")
+    rows: dict[str, int] = {}
+    try:
+        con = duckdb.connect(str(tmp))
+        try:
+            if warehouse.is_dir():
+                _attach_csv_folder(con, warehouse, needed)
+            else:
+                _attach_duckdb(con, warehouse, needed)
+            for q in queries:
+                try:
+                    con.execute(f"CREATE TABLE main.{_quote(q.name)} AS {duck_sql[q.name]}")
+                except duckdb.Error as exc:
+                    raise SourceError(f"{q.path}: failed on {warehouse}: {_first_line(exc)}") from None
+                (count,) = con.execute(f"SELECT count(*) FROM main.{_quote(q.name)}").fetchone() or (0,)
+                rows[q.name] = int(count)
+                log.info("extracted %s rows into %s", count, q.name)
+                if on_table:
+                    on_table(q.name, int(count))
+            _record_metadata(con, queries, rows, str(warehouse.resolve()), started)
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, final)
+    except BaseException:
+        for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+        raise
+    seconds = (datetime.now(UTC) - started).total_seconds()
+    return ExtractResult(final, rows, seconds)
