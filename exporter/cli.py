@@ -1,0 +1,328 @@
+"""The `patronload` command: a thin layer over the stages that turns errors into messages."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from exporter import __version__
+from exporter.errors import ExporterError, UsageError
+from exporter.project import Project, load_project
+
+log = logging.getLogger("exporter")
+
+DEMO_WAREHOUSE = Path("warehouse/demo.duckdb")
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class Group(click.Group):
+    """Turns expected failures into `Error: ...` and an exit code, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ExporterError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+def _as_of(value: str | None) -> date:
+    if value is None:
+        return datetime.now(UTC).date()
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"--as-of: {value!r} is not a date like 2026-03-01") from None
+
+
+def _progress_enabled() -> bool:
+    return sys.stderr.isatty()
+
+
+@contextmanager
+def _progress(label: str) -> Iterator[Callable[[str, int], None]]:
+    """A progress line on a terminal; nothing at all in cron or CI."""
+    if not _progress_enabled():
+        yield lambda _name, _n: None
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+        transient=True, console=_stderr_console(),
+    ) as bar:
+        task = bar.add_task(label)
+        counts: dict[str, int] = {}
+
+        def update(name: str, n: int) -> None:
+            counts[name] = counts.get(name, 0) + n
+            done = ", ".join(f"{k} {v:,}" for k, v in counts.items())
+            bar.update(task, description=f"{label}: {done}")
+
+        yield update
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _project(ctx: click.Context) -> Project:
+    return ctx.obj["project"]  # type: ignore[no-any-return]
+
+
+def _resolve_warehouse(warehouse: Path | None) -> Path:
+    """The warehouse to read: the one named, or the demo warehouse, made if missing."""
+    if warehouse is not None:
+        return warehouse
+    if not DEMO_WAREHOUSE.exists():
+        from exporter.demo import write_demo_warehouse
+        from exporter.sources import load_sources
+
+        DEMO_WAREHOUSE.parent.mkdir(parents=True, exist_ok=True)
+        click.echo(f"creating the demo warehouse {DEMO_WAREHOUSE} (5,000 people)", err=True)
+        write_demo_warehouse(DEMO_WAREHOUSE, load_sources(load_project()), 5000, 1)
+    return DEMO_WAREHOUSE
+
+
+def _check_writable(folder: Path, what: str) -> None:
+    """Fail before any work when a folder we will write to cannot be written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".patronload-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"the {what} {folder} cannot be written: {exc.strerror}") from None
+
+
+@click.group(cls=Group, context_settings=CONTEXT)
+@click.version_option(__version__, "--version", prog_name="patronload")
+@click.option(
+    "--project", type=click.Path(file_okay=False, path_type=Path), envvar="PATRONLOAD_PROJECT",
+    help="Project folder with queries/ and schemas/ (default: the built-in project).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log every step to stderr.")
+@click.pass_context
+def cli(ctx: click.Context, project: Path | None, verbose: bool) -> None:
+    """Build Alma SIS user files from a data warehouse, and explain what happened.
+
+    Example: patronload run --as-of 2026-03-01
+    """
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    ctx.ensure_object(dict)
+    ctx.obj["project"] = load_project(project)
+
+
+SNAPSHOTS = click.option(
+    "--snapshots", type=click.Path(file_okay=False, path_type=Path), default=Path("snapshots"),
+    envvar="PATRONLOAD_SNAPSHOTS", show_default=True, help="Folder of dated snapshots.",
+)
+WAREHOUSE = click.option(
+    "--warehouse", type=click.Path(path_type=Path), envvar="PATRONLOAD_WAREHOUSE",
+    help="A DuckDB warehouse file or a folder of <TABLE>.csv files (default: the demo warehouse).",
+)
+SNAPSHOT = click.option(
+    "--snapshot", type=click.Path(dir_okay=False, path_type=Path),
+    help="Snapshot file to use (default: the latest in --snapshots).",
+)
+OUTBOX = click.option(
+    "--outbox", type=click.Path(file_okay=False, path_type=Path), default=Path("outbox"),
+    envvar="PATRONLOAD_OUTBOX", show_default=True, help="Folder the zips are written to.",
+)
+AS_OF = click.option("--as-of", help="Run date for expiry and purge dates, YYYY-MM-DD (default: today, UTC).")
+BUILD_DIR = click.option(
+    "--build-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("build"),
+    envvar="PATRONLOAD_BUILD_DIR", show_default=True, help="Folder of model databases.",
+)
+MAX_XML = click.option(
+    "--max-xml-bytes", type=click.IntRange(min=1024), default=1 << 30, show_default=True,
+    envvar="PATRONLOAD_MAX_XML_BYTES", help="Split a patron type's XML into several files past this size.",
+)
+ROOT = click.option(
+    "--root-element", envvar="PATRONLOAD_ROOT_ELEMENT",
+    help="Root element of each XML file (default: the project's, userRecords).",
+)
+JSON = click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON line.")
+
+
+@cli.command("demo-warehouse", context_settings=CONTEXT)
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--patrons", type=click.IntRange(min=1), default=5000, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.pass_context
+def demo_warehouse(ctx: click.Context, path: Path, patrons: int, seed: int) -> None:
+    """Write a deterministic demo warehouse of fake people to PATH.
+
+    Example: patronload demo-warehouse warehouse/demo.duckdb --patrons 100000
+    """
+    from exporter.demo import write_demo_warehouse
+    from exporter.sources import load_sources
+
+    counts = write_demo_warehouse(path, load_sources(_project(ctx)), patrons, seed)
+    for table, n in counts.items():
+        click.echo(f"{table}: {n:,} rows")
+    click.echo(str(path))
+
+
+def _extract(ctx: click.Context, warehouse: Path | None, snapshots: Path) -> Path:
+    from exporter.extract import extract
+
+    source = _resolve_warehouse(warehouse)
+    with _progress("extracting") as update:
+        result = extract(_project(ctx), source, snapshots, on_table=update)
+    for name, n in result.rows.items():
+        click.echo(f"{name}: {n:,} rows extracted", err=True)
+    ctx.obj["extract_seconds"] = result.seconds
+    return result.snapshot
+
+
+@cli.command(context_settings=CONTEXT)
+@WAREHOUSE
+@SNAPSHOTS
+@click.pass_context
+def extract(ctx: click.Context, warehouse: Path | None, snapshots: Path) -> None:
+    """Copy the warehouse into a new dated snapshot; print its path last.
+
+    Example: patronload extract --warehouse tests/fixtures/rules
+    """
+    click.echo(str(_extract(ctx, warehouse, snapshots)))
+
+
+def _snapshot(snapshot: Path | None, snapshots: Path) -> Path:
+    from exporter.extract import latest_snapshot
+
+    return snapshot if snapshot is not None else latest_snapshot(snapshots)
+
+
+def _build(ctx: click.Context, snapshot: Path, build_dir: Path, as_of: date) -> Any:
+    from exporter.build import build
+
+    return build(_project(ctx), snapshot, build_dir / snapshot.name, as_of)
+
+
+@cli.command("build", context_settings=CONTEXT)
+@SNAPSHOT
+@SNAPSHOTS
+@BUILD_DIR
+@AS_OF
+@click.pass_context
+def build_cmd(
+    ctx: click.Context, snapshot: Path | None, snapshots: Path, build_dir: Path, as_of: str | None
+) -> None:
+    """Build the SQL models on a snapshot and check that no row is lost.
+
+    Example: patronload build --snapshot snapshots/2026-03-01T060000.000000Z.duckdb
+    """
+    built = _build(ctx, _snapshot(snapshot, snapshots), build_dir, _as_of(as_of))
+    for name, n in built.model_rows.items():
+        click.echo(f"{name:<24}{n:>10,} rows")
+    click.echo(str(built.database))
+
+
+def _export_and_report(
+    ctx: click.Context, snapshot: Path, build_dir: Path, outbox: Path, as_of: date,
+    max_xml_bytes: int, root_element: str | None, as_json: bool,
+) -> None:
+    from exporter.export import export
+    from exporter.package import Limits
+    from exporter.report import RunReport
+
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d_%H.%M.%S")
+    report = RunReport()
+    if "extract_seconds" in ctx.obj:
+        report.seconds["extract"] = ctx.obj["extract_seconds"]
+    _check_writable(outbox, "outbox")
+    built = _build(ctx, snapshot, build_dir, as_of)
+    report.add_build(built)
+    with _progress("writing users") as update:
+        result = export(
+            _project(ctx), built, outbox, stamp, Limits(max_xml_bytes=max_xml_bytes),
+            root_element=root_element, on_users=update,
+        )
+    report.add_export(result)
+    click.echo(report.to_json() if as_json else "\n".join(report.lines()))
+
+
+@cli.command("export", context_settings=CONTEXT)
+@SNAPSHOT
+@SNAPSHOTS
+@BUILD_DIR
+@OUTBOX
+@AS_OF
+@MAX_XML
+@ROOT
+@JSON
+@click.pass_context
+def export_cmd(
+    ctx: click.Context, snapshot: Path | None, snapshots: Path, build_dir: Path, outbox: Path,
+    as_of: str | None, max_xml_bytes: int, root_element: str | None, as_json: bool,
+) -> None:
+    """Build the models on a snapshot and write validated zips to the outbox.
+
+    Example: patronload export --outbox outbox --as-of 2026-03-01
+    """
+    day = _as_of(as_of)
+    _export_and_report(
+        ctx, _snapshot(snapshot, snapshots), build_dir, outbox, day, max_xml_bytes, root_element, as_json
+    )
+
+
+@cli.command(context_settings=CONTEXT)
+@WAREHOUSE
+@SNAPSHOTS
+@BUILD_DIR
+@OUTBOX
+@AS_OF
+@MAX_XML
+@ROOT
+@JSON
+@click.pass_context
+def run(
+    ctx: click.Context, warehouse: Path | None, snapshots: Path, build_dir: Path, outbox: Path,
+    as_of: str | None, max_xml_bytes: int, root_element: str | None, as_json: bool,
+) -> None:
+    """Extract, build and export in one go: the daily job.
+
+    Example: patronload run --warehouse warehouse/demo.duckdb --outbox outbox
+    """
+    day = _as_of(as_of)
+    _check_writable(outbox, "outbox")
+    snapshot = _extract(ctx, warehouse, snapshots)
+    _export_and_report(ctx, snapshot, build_dir, outbox, day, max_xml_bytes, root_element, as_json)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("zips", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def validate(ctx: click.Context, zips: tuple[Path, ...]) -> None:
+    """Check every XML file in the zips against the project's schema, streaming.
+
+    Example: patronload validate outbox/*.zip
+    """
+    from exporter.validate import count_users, validate_zips
+
+    problems = validate_zips(list(zips), _project(ctx).xsd_file)
+    for problem in problems:
+        click.echo(str(problem), err=True)
+    if problems:
+        raise click.exceptions.Exit(1)
+    for path in zips:
+        click.echo(f"{path}: valid, {count_users(path):,} users")
+
+
+def main() -> None:
+    """Entry point of the `patronload` script."""
+    cli(prog_name="patronload")

@@ -1,0 +1,87 @@
+"""The run report: data first, then rendered for a terminal or as JSON."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from exporter.build import BuildResult
+from exporter.export import ExportResult
+
+
+@dataclass
+class RunReport:
+    """What a run did: counts, rejections, files and time per stage."""
+
+    snapshot: str = ""
+    as_of: str = ""
+    extracted: dict[str, int] = field(default_factory=dict)
+    exported: dict[str, int] = field(default_factory=dict)
+    rejections: dict[str, dict[str, int]] = field(default_factory=dict)
+    files: list[dict[str, Any]] = field(default_factory=list)
+    removed_chars: int = 0
+    truncated_values: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def add_build(self, built: BuildResult) -> None:
+        self.snapshot = str(built.snapshot)
+        self.as_of = built.as_of.isoformat()
+        self.extracted = {a.patron_type: a.extracted for a in built.accounting}
+        self.exported = {a.patron_type: a.exported for a in built.accounting}
+        for (patron_type, reason), n in built.rejections.items():
+            self.rejections.setdefault(patron_type, {})[reason] = n
+        self.seconds["build"] = built.seconds
+
+    def add_export(self, result: ExportResult) -> None:
+        self.files = [
+            {
+                "zip": str(z.path),
+                "xml_files": z.members,
+                "users": z.users,
+                "xml_bytes": z.xml_bytes,
+                "zip_bytes": z.zip_bytes,
+            }
+            for z in result.zips
+        ]
+        self.removed_chars = result.removed_chars
+        self.truncated_values = result.truncated_values
+        self.seconds["write"] = result.write_seconds
+        self.seconds["validate"] = result.validate_seconds
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, sort_keys=True)
+
+    def warnings(self) -> list[str]:
+        found = []
+        if self.removed_chars:
+            found.append(f"{self.removed_chars} character(s) not allowed in XML 1.0 were removed")
+        if self.truncated_values:
+            found.append(f"{self.truncated_values} value(s) longer than Alma allows were cut")
+        return found
+
+    def lines(self) -> list[str]:
+        """The report as aligned plain-text lines."""
+        out = [f"snapshot {self.snapshot}  as of {self.as_of}", ""]
+        out.append(f"{'patron type':<14}{'extracted':>10}{'exported':>10}{'rejected':>10}")
+        for t in sorted(self.extracted):
+            rejected = sum(self.rejections.get(t, {}).values())
+            out.append(f"{t:<14}{self.extracted[t]:>10,}{self.exported.get(t, 0):>10,}{rejected:>10,}")
+        if self.rejections:
+            out += ["", "rejections by reason"]
+            for t in sorted(self.rejections):
+                for reason, n in sorted(self.rejections[t].items()):
+                    out.append(f"  {t:<12}{reason:<28}{n:>8,}")
+        if self.files:
+            out += ["", "files written"]
+            for f in self.files:
+                out.append(
+                    f"  {f['zip']}  {f['users']:,} users, {f['zip_bytes']:,} bytes "
+                    f"({f['xml_bytes']:,} XML in {len(f['xml_files'])} file(s))"
+                )
+        warnings = self.warnings()
+        if warnings:
+            out += ["", "warnings"] + [f"  {w}" for w in warnings]
+        if self.seconds:
+            out += ["", "seconds  " + "  ".join(f"{k} {v:.2f}" for k, v in self.seconds.items())]
+        return out
