@@ -147,6 +147,8 @@ class PackageWriter:
                     current.users += 1
             end_member()
         finally:
+            if member is not None and not member.closed:
+                member.close()
             if archive is not None:
                 archive.close()
         for z in made:
