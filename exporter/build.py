@@ -19,6 +19,7 @@ import duckdb
 from exporter.errors import BuildError, SnapshotError
 from exporter.models import RUN_CONTEXT, load_models, load_seeds
 from exporter.project import ExportSettings, Project
+from exporter.sources import load_extracts, load_sources
 
 log = logging.getLogger(__name__)
 
@@ -94,40 +95,71 @@ def _check_accounting(con: duckdb.DuckDBPyConnection, settings: ExportSettings) 
     return rows
 
 
+def _build_models(
+    con: duckdb.DuckDBPyConnection, project: Project, as_of: date
+) -> dict[str, int]:
+    """Load seeds, the run context and macros, then every model in dependency order."""
+    models = load_models(project)
+    model_rows: dict[str, int] = {}
+    for seed in load_seeds(project):
+        con.execute(
+            f"CREATE TABLE {_quote(seed.name)} AS SELECT * FROM "
+            "read_csv(?, header=true, all_varchar=true)",
+            [str(seed.path)],
+        )
+    con.execute(f"CREATE TABLE {RUN_CONTEXT} AS SELECT ?::DATE AS as_of", [as_of])
+    _run_file_statements(con, project.macros_file)
+    for model in models:
+        t0 = time.perf_counter()
+        try:
+            con.execute(f"CREATE TABLE {_quote(model.name)} AS {model.sql}")
+        except duckdb.Error as exc:
+            raise BuildError(f"{model.path}: {_first_line(exc)}") from None
+        (n,) = con.execute(f"SELECT count(*) FROM {_quote(model.name)}").fetchone() or (0,)
+        model_rows[model.name] = int(n)
+        log.info("built %s: %s rows in %.2fs", model.name, n, time.perf_counter() - t0)
+    return model_rows
+
+
+def preflight(project: Project) -> None:
+    """Run the extract SQL and every model on empty source tables, in memory.
+
+    Catches syntax errors, unknown tables and columns, and type errors in any SQL
+    file before a run writes a snapshot or touches a warehouse.
+    """
+    settings = project.settings()
+    con = duckdb.connect()
+    try:
+        for table in load_sources(project).values():
+            cols = ", ".join(f"{_quote(c)} {t}" for c, t in table.columns.items())
+            con.execute(f"CREATE TABLE {_quote(table.name)} ({cols})")
+        for query in load_extracts(project):
+            try:
+                con.execute(f"CREATE TABLE {_quote(query.name)} AS {query.to_duckdb()}")
+            except duckdb.Error as exc:
+                raise BuildError(f"{query.path}: {_first_line(exc)}") from None
+        _build_models(con, project, date.today())
+        _check_accounting(con, settings)
+    finally:
+        con.close()
+
+
 def build(project: Project, snapshot: Path, database: Path, as_of: date) -> BuildResult:
     """Build every model on `snapshot` into `database`, then check the row accounting."""
     started = time.perf_counter()
     settings = project.settings()
-    models = load_models(project)  # parse everything before any work
-    seeds = load_seeds(project)
+    load_models(project)  # parse everything before any work
     try:
         database.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise BuildError(f"cannot create the build folder {database.parent}: {exc.strerror}") from None
     tmp = database.with_name(f".{database.name}.tmp")
     tmp.unlink(missing_ok=True)
-    model_rows: dict[str, int] = {}
     try:
         con = duckdb.connect(str(tmp))
         try:
             open_snapshot(con, snapshot)
-            for seed in seeds:
-                con.execute(
-                    f"CREATE TABLE {_quote(seed.name)} AS SELECT * FROM "
-                    "read_csv(?, header=true, all_varchar=true)",
-                    [str(seed.path)],
-                )
-            con.execute(f"CREATE TABLE {RUN_CONTEXT} AS SELECT ?::DATE AS as_of", [as_of])
-            _run_file_statements(con, project.macros_file)
-            for model in models:
-                t0 = time.perf_counter()
-                try:
-                    con.execute(f"CREATE TABLE {_quote(model.name)} AS {model.sql}")
-                except duckdb.Error as exc:
-                    raise BuildError(f"{model.path}: {_first_line(exc)}") from None
-                (n,) = con.execute(f"SELECT count(*) FROM {_quote(model.name)}").fetchone() or (0,)
-                model_rows[model.name] = int(n)
-                log.info("built %s: %s rows in %.2fs", model.name, n, time.perf_counter() - t0)
+            model_rows = _build_models(con, project, as_of)
             accounting = _check_accounting(con, settings)
             rejections = {
                 (t, r): int(n)

@@ -298,7 +298,10 @@ def run(
 
     Example: patronload run --warehouse warehouse/demo.duckdb --outbox outbox
     """
+    from exporter.build import preflight
+
     day = _as_of(as_of)
+    preflight(_project(ctx))  # every SQL file checked before anything is written
     _check_writable(outbox, "outbox")
     snapshot = _extract(ctx, warehouse, snapshots)
     _export_and_report(ctx, snapshot, build_dir, outbox, day, max_xml_bytes, root_element, as_json)

@@ -70,10 +70,13 @@ def parse_file(path: Path, dialect: str) -> list[exp.Expression]:
 
 
 def where(path: Path, node: exp.Expression) -> str:
-    """`file:line:col` of a parsed node, as precise as sqlglot's tokens allow."""
+    """`file:line:col` of the first character of a parsed node's name."""
     ident = node.this if isinstance(node.this, exp.Expression) else node
     meta = ident.meta or {}
-    return f"{path}:{meta.get('line', '?')}:{meta.get('col', '?')}"
+    if "start" not in meta:
+        return f"{path}:{meta.get('line', '?')}:{meta.get('col', '?')}"
+    text = path.read_text(encoding="utf-8")[: meta["start"]]
+    return f"{path}:{text.count(chr(10)) + 1}:{meta['start'] - text.rfind(chr(10))}"
 
 
 def load_sources(project: Project) -> dict[str, SourceTable]:

@@ -156,7 +156,7 @@ def _element(code: _Code, depth: int, name: str, src: str, shape: Shape, safe: b
         code.emit(depth, f"{val} = {struct}['#text']")
         code.emit(depth, f"if {val}:")
         code.emit(depth + 1, f"if {fix.format(v=val)}: {val} = fit({val})")
-        code.emit(depth + 1, f"out(esc({val}))")
+        code.emit(depth + 1, f"if {val}: out(esc({val}))")
     code.emit(depth, f"if len(buf) == {mark} + 1: buf[{mark}] = '/>'")
     code.emit(depth, f"else: out('</{name}>')")
 

@@ -1,0 +1,200 @@
+"""The real `patronload` command: help, bad input, determinism, snapshots."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import stat
+import zipfile
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.conftest import FIXTURES, patronload, read_users, run_fixture
+
+COMMANDS = ["demo-warehouse", "extract", "build", "export", "run", "validate"]
+
+
+def files_under(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) if folder.exists() else []
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_cli_every_command_has_help_with_an_example(tmp_path: Path, command: str) -> None:
+    result = patronload(command, "-h", cwd=tmp_path)
+    assert result.code == 0
+    assert "Example: patronload" in result.out
+
+
+def test_cli_version_and_group_help(tmp_path: Path) -> None:
+    assert patronload("--version", cwd=tmp_path).out.strip() == "patronload, version 0.1.0"
+    out = patronload("--help", cwd=tmp_path).out
+    assert all(c in out for c in COMMANDS)
+
+
+def test_cli_missing_warehouse_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    result = patronload("run", "--warehouse", "nowhere.duckdb", cwd=tmp_path)
+    assert (result.code, result.err) == (1, "Error: warehouse not found: nowhere.duckdb\n")
+    assert files_under(tmp_path / "snapshots") == [] and files_under(tmp_path / "outbox") == []
+
+
+def test_cli_csv_header_lacking_a_column_names_file_and_column(tmp_path: Path) -> None:
+    warehouse = tmp_path / "wh"
+    shutil.copytree(FIXTURES / "rules", warehouse, ignore=shutil.ignore_patterns("expected"))
+    student = warehouse / "LIBRARY_STUDENT.csv"
+    lines = student.read_text().splitlines()
+    student.write_text("\n".join([lines[0].replace(",HOME_DEPARTMENT", "")] + lines[1:]) + "\n")
+    result = patronload("run", "--warehouse", warehouse, cwd=tmp_path)
+    assert result.code == 1
+    assert result.err == f"Error: {student}: header lacks the column HOME_DEPARTMENT\n"
+    assert files_under(tmp_path / "snapshots") == [] and files_under(tmp_path / "outbox") == []
+
+
+def test_cli_model_syntax_error_points_at_the_line(tmp_path: Path, project_copy: Path) -> None:
+    model = project_copy / "queries" / "models" / "patrons.sql"
+    model.write_text(model.read_text().replace("UNION ALL BY NAME", "UNION ALL BY NAME SELECT FROM ("))
+    result = patronload("--project", project_copy, "run", "--warehouse", FIXTURES / "rules", cwd=tmp_path)
+    assert result.code == 1
+    assert result.err == f"Error: {model}:5:29: Expecting )\n"
+    assert files_under(tmp_path / "snapshots") == [] and files_under(tmp_path / "outbox") == []
+
+
+def test_cli_unknown_column_in_a_model_is_caught_before_extract(tmp_path: Path, project_copy: Path) -> None:
+    model = project_copy / "queries" / "models" / "staff_patrons.sql"
+    model.write_text(model.read_text().replace("v.OFFICE_PHONE, 'true'", "v.OFFICE_FAX, 'true'"))
+    result = patronload("--project", project_copy, "run", "--warehouse", FIXTURES / "rules", cwd=tmp_path)
+    assert result.code == 1
+    assert result.err.startswith(f"Error: {model}: Binder Error:")
+    assert "OFFICE_FAX" in result.err
+    assert files_under(tmp_path / "snapshots") == []
+
+
+def test_cli_unknown_column_in_extract_names_file_line_and_column(tmp_path: Path, project_copy: Path) -> None:
+    query = project_copy / "queries" / "extract" / "staff.sql"
+    query.write_text(query.read_text().replace("e.OFFICE_PHONE,", "e.OFFICE_FAX,"))
+    result = patronload("--project", project_copy, "extract", "--warehouse", FIXTURES / "rules", cwd=tmp_path)
+    assert (result.code, result.err) == (
+        1, f"Error: {query}:15:7: unknown column OFFICE_FAX in LIBRARY_EMPLOYEE\n"
+    )
+
+
+def test_cli_unknown_table_in_extract(tmp_path: Path, project_copy: Path) -> None:
+    query = project_copy / "queries" / "extract" / "student.sql"
+    query.write_text(query.read_text().replace("FROM LIBRARY_STUDENT s", "FROM LIBRARY_STUDENTS s"))
+    result = patronload("--project", project_copy, "extract", "--warehouse", FIXTURES / "rules", cwd=tmp_path)
+    assert result.code == 1
+    assert result.err.startswith(f"Error: {query}:23:6: unknown table LIBRARY_STUDENTS (known: ")
+
+
+def test_cli_oracle_construct_duckdb_lacks_is_an_error_not_a_rewrite(tmp_path: Path, project_copy: Path) -> None:
+    query = project_copy / "queries" / "extract" / "staff.sql"
+    query.write_text(query.read_text().replace("e.APPOINTMENT_END_DATE,", "TO_CHAR(e.APPOINTMENT_END_DATE, 'YYYY') AS APPOINTMENT_END_DATE,"))
+    result = patronload("--project", project_copy, "extract", "--warehouse", FIXTURES / "rules", cwd=tmp_path)
+    assert result.code == 1
+    assert result.err.startswith(f"Error: {query}: cannot run on a local warehouse:")
+    assert files_under(tmp_path / "snapshots") == []
+
+
+def test_cli_unreadable_snapshot(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.duckdb"
+    bad.write_text("not a database")
+    result = patronload("export", "--snapshot", bad, cwd=tmp_path)
+    assert result.code == 1
+    assert result.err.startswith(f"Error: {bad}: not a readable snapshot:")
+    assert files_under(tmp_path / "outbox") == []
+
+
+def test_cli_export_without_any_snapshot(tmp_path: Path) -> None:
+    result = patronload("export", cwd=tmp_path)
+    assert (result.code, result.err) == (
+        1, "Error: no snapshot in snapshots; run 'patronload extract' first\n"
+    )
+
+
+def test_cli_outbox_that_cannot_be_written(tmp_path: Path) -> None:
+    (tmp_path / "blocked").write_text("a file where the outbox's parent should be")
+    result = patronload("run", "--warehouse", FIXTURES / "rules", "--outbox", "blocked/out", cwd=tmp_path)
+    assert (result.code, result.err) == (
+        2, "Error: the outbox blocked/out cannot be written: Not a directory\n"
+    )
+    assert files_under(tmp_path / "snapshots") == []
+
+
+def test_cli_bad_as_of_is_a_usage_error(tmp_path: Path) -> None:
+    result = patronload("run", "--warehouse", FIXTURES / "rules", "--as-of", "2023-13-01", cwd=tmp_path)
+    assert (result.code, result.err) == (2, "Error: --as-of: '2023-13-01' is not a date like 2026-03-01\n")
+
+
+def test_cli_extract_prints_snapshot_last_and_records_metadata(tmp_path: Path) -> None:
+    result = patronload("extract", "--warehouse", FIXTURES / "rules", cwd=tmp_path)
+    assert result.code == 0
+    snapshot = tmp_path / result.out.splitlines()[-1]
+    assert snapshot.parent == tmp_path / "snapshots" and snapshot.suffix == ".duckdb"
+    assert stat.S_IMODE(snapshot.stat().st_mode) == 0o600
+    assert files_under(tmp_path / "snapshots") == [snapshot.name]  # no temporary left
+    with duckdb.connect(str(snapshot), read_only=True) as con:
+        meta = dict(con.execute("SELECT key, value FROM _patronload_meta").fetchall())
+        extracts = con.execute("SELECT name, sha256, rows FROM _patronload_extracts ORDER BY name").fetchall()
+        mit_ids = [r[0] for r in con.execute("SELECT MIT_ID FROM staff ORDER BY MIT_ID LIMIT 1").fetchall()]
+    assert json.loads(meta["row_counts"]) == {"staff": 10, "student": 9}
+    assert meta["source"] == str((FIXTURES / "rules").resolve())
+    sql = (Path(__file__).parent.parent / "queries" / "extract" / "staff.sql").read_bytes()
+    assert extracts[0] == ("staff", hashlib.sha256(sql).hexdigest(), 10)
+    assert mit_ids == ["000000002"]  # leading zeros survive
+
+
+def test_cli_export_uses_latest_snapshot_and_same_input_gives_same_xml(tmp_path: Path) -> None:
+    first = run_fixture(tmp_path, FIXTURES / "rules")
+    digests = []
+    for outbox in ("out1", "out2"):
+        result = patronload("export", "--as-of", "2023-03-01", "--outbox", outbox, cwd=tmp_path)
+        assert result.code == 0, result.err
+        xml = b""
+        for path in sorted((tmp_path / outbox).glob("*.zip")):
+            with zipfile.ZipFile(path) as zf:
+                xml += b"".join(zf.read(n) for n in zf.namelist())
+        digests.append(hashlib.sha256(xml).hexdigest())
+    assert digests[0] == digests[1]
+    assert read_users(next((tmp_path / "out1").glob("staff_*.zip"))).keys() == {
+        k for k, v in first.users.items() if "is_researcher" in v
+    }
+
+
+def test_cli_quiet_when_not_a_terminal(tmp_path: Path) -> None:
+    result = patronload("run", "--warehouse", FIXTURES / "rules", cwd=tmp_path)
+    assert result.err.splitlines() == ["staff: 10 rows extracted", "student: 9 rows extracted"]
+
+
+def test_cli_root_element_is_configurable(tmp_path: Path) -> None:
+    result = patronload("run", "--warehouse", FIXTURES / "rules", "--root-element", "users", cwd=tmp_path)
+    assert result.code == 0, result.err
+    with zipfile.ZipFile(next((tmp_path / "outbox").glob("staff_*.zip"))) as zf:
+        assert b"\n<users>\n" in zf.read(zf.namelist()[0])
+
+
+def test_cli_split_at_size_limit_through_run(tmp_path: Path) -> None:
+    run = run_fixture(tmp_path, FIXTURES / "rules", "--max-xml-bytes", "6000")
+    with zipfile.ZipFile(run.zips["staff"]) as zf:
+        assert len(zf.namelist()) >= 2
+    assert len(run.users) == 13
+    assert patronload("validate", *run.zips.values(), cwd=tmp_path).code == 0
+
+
+def test_cli_demo_warehouse_run_balances_and_validates(tmp_path: Path) -> None:
+    made = patronload("demo-warehouse", "wh.duckdb", "--patrons", "2000", "--seed", "7", cwd=tmp_path)
+    assert made.code == 0, made.err
+    result = patronload("run", "--warehouse", "wh.duckdb", "--json", cwd=tmp_path)
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    for patron_type, extracted in report["extracted"].items():
+        rejected = sum(report["rejections"].get(patron_type, {}).values())
+        assert extracted == report["exported"][patron_type] + rejected
+    assert {"missing_primary_id", "student_is_staff", "duplicate_in_source"} <= {
+        r for reasons in report["rejections"].values() for r in reasons
+    }
+    assert report["removed_chars"] > 0 and report["truncated_values"] > 0
+    zips = [f["zip"] for f in report["files"]]
+    checked = patronload("validate", *zips, cwd=tmp_path)
+    assert checked.code == 0, checked.err
