@@ -61,7 +61,9 @@ def open_snapshot(con: duckdb.DuckDBPyConnection, snapshot: Path) -> None:
     if not snapshot.is_file():
         raise SnapshotError(f"snapshot not found: {snapshot}")
     try:
-        con.execute(f"ATTACH '{snapshot.as_posix().replace(chr(39), chr(39) * 2)}' AS snapshot (READ_ONLY)")
+        con.execute(
+            f"ATTACH '{snapshot.as_posix().replace(chr(39), chr(39) * 2)}' AS snapshot (READ_ONLY)"
+        )
     except duckdb.Error as exc:
         raise SnapshotError(f"{snapshot}: not a readable snapshot: {_first_line(exc)}") from None
     con.execute("SET search_path = 'main,snapshot.main'")
@@ -86,7 +88,9 @@ def _check_accounting(con: duckdb.DuckDBPyConnection, settings: ExportSettings) 
                 f"rows lost for {a.patron_type}: extracted {a.extracted} but exported "
                 f"{a.exported} + rejected {a.rejected} = {a.exported + a.rejected}"
             )
-    (total,) = con.execute(f"SELECT count(*) FROM {_quote(settings.final_model)}").fetchone() or (0,)
+    (total,) = con.execute(f"SELECT count(*) FROM {_quote(settings.final_model)}").fetchone() or (
+        0,
+    )
     if total != sum(a.exported for a in rows):
         raise BuildError(
             f"{settings.final_model} holds {total} users but {settings.accounting_model} "
@@ -95,9 +99,7 @@ def _check_accounting(con: duckdb.DuckDBPyConnection, settings: ExportSettings) 
     return rows
 
 
-def _build_models(
-    con: duckdb.DuckDBPyConnection, project: Project, as_of: date
-) -> dict[str, int]:
+def _build_models(con: duckdb.DuckDBPyConnection, project: Project, as_of: date) -> dict[str, int]:
     """Load seeds, the run context and macros, then every model in dependency order."""
     models = load_models(project)
     model_rows: dict[str, int] = {}
@@ -152,7 +154,9 @@ def build(project: Project, snapshot: Path, database: Path, as_of: date) -> Buil
     try:
         database.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise BuildError(f"cannot create the build folder {database.parent}: {exc.strerror}") from None
+        raise BuildError(
+            f"cannot create the build folder {database.parent}: {exc.strerror}"
+        ) from None
     tmp = database.with_name(f".{database.name}.tmp")
     tmp.unlink(missing_ok=True)
     try:
@@ -164,8 +168,8 @@ def build(project: Project, snapshot: Path, database: Path, as_of: date) -> Buil
             rejections = {
                 (t, r): int(n)
                 for t, r, n in con.execute(
-                    f"SELECT patron_type, reason, count(*) FROM {_quote(settings.rejections_model)} "
-                    "GROUP BY ALL ORDER BY ALL"
+                    "SELECT patron_type, reason, count(*) "
+                    f"FROM {_quote(settings.rejections_model)} GROUP BY ALL ORDER BY ALL"
                 ).fetchall()
             }
             con.execute("DETACH snapshot")

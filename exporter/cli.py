@@ -55,8 +55,11 @@ def _progress(label: str) -> Iterator[Callable[[str, int], None]]:
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-        transient=True, console=_stderr_console(),
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        transient=True,
+        console=_stderr_console(),
     ) as bar:
         task = bar.add_task(label)
         counts: dict[str, int] = {}
@@ -107,7 +110,9 @@ def _check_writable(folder: Path, what: str) -> None:
 @click.group(cls=Group, context_settings=CONTEXT)
 @click.version_option(__version__, "--version", prog_name="patronload")
 @click.option(
-    "--project", type=click.Path(file_okay=False, path_type=Path), envvar="PATRONLOAD_PROJECT",
+    "--project",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="PATRONLOAD_PROJECT",
     help="Project folder with queries/ and schemas/ (default: the built-in project).",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log every step to stderr.")
@@ -127,32 +132,54 @@ def cli(ctx: click.Context, project: Path | None, verbose: bool) -> None:
 
 
 SNAPSHOTS = click.option(
-    "--snapshots", type=click.Path(file_okay=False, path_type=Path), default=Path("snapshots"),
-    envvar="PATRONLOAD_SNAPSHOTS", show_default=True, help="Folder of dated snapshots.",
+    "--snapshots",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("snapshots"),
+    envvar="PATRONLOAD_SNAPSHOTS",
+    show_default=True,
+    help="Folder of dated snapshots.",
 )
 WAREHOUSE = click.option(
-    "--warehouse", type=click.Path(path_type=Path), envvar="PATRONLOAD_WAREHOUSE",
+    "--warehouse",
+    type=click.Path(path_type=Path),
+    envvar="PATRONLOAD_WAREHOUSE",
     help="A DuckDB warehouse file or a folder of <TABLE>.csv files (default: the demo warehouse).",
 )
 SNAPSHOT = click.option(
-    "--snapshot", type=click.Path(dir_okay=False, path_type=Path),
+    "--snapshot",
+    type=click.Path(dir_okay=False, path_type=Path),
     help="Snapshot file to use (default: the latest in --snapshots).",
 )
 OUTBOX = click.option(
-    "--outbox", type=click.Path(file_okay=False, path_type=Path), default=Path("outbox"),
-    envvar="PATRONLOAD_OUTBOX", show_default=True, help="Folder the zips are written to.",
+    "--outbox",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("outbox"),
+    envvar="PATRONLOAD_OUTBOX",
+    show_default=True,
+    help="Folder the zips are written to.",
 )
-AS_OF = click.option("--as-of", help="Run date for expiry and purge dates, YYYY-MM-DD (default: today, UTC).")
+AS_OF = click.option(
+    "--as-of", help="Run date for expiry and purge dates, YYYY-MM-DD (default: today, UTC)."
+)
 BUILD_DIR = click.option(
-    "--build-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("build"),
-    envvar="PATRONLOAD_BUILD_DIR", show_default=True, help="Folder of model databases.",
+    "--build-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("build"),
+    envvar="PATRONLOAD_BUILD_DIR",
+    show_default=True,
+    help="Folder of model databases.",
 )
 MAX_XML = click.option(
-    "--max-xml-bytes", type=click.IntRange(min=1024), default=1 << 30, show_default=True,
-    envvar="PATRONLOAD_MAX_XML_BYTES", help="Split a patron type's XML into several files past this size.",
+    "--max-xml-bytes",
+    type=click.IntRange(min=1024),
+    default=1 << 30,
+    show_default=True,
+    envvar="PATRONLOAD_MAX_XML_BYTES",
+    help="Split a patron type's XML into several files past this size.",
 )
 ROOT = click.option(
-    "--root-element", envvar="PATRONLOAD_ROOT_ELEMENT",
+    "--root-element",
+    envvar="PATRONLOAD_ROOT_ELEMENT",
     help="Root element of each XML file (default: the project's, userRecords).",
 )
 JSON = click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON line.")
@@ -160,8 +187,14 @@ JSON = click.option("--json", "as_json", is_flag=True, help="Print the report as
 
 @cli.command("demo-warehouse", context_settings=CONTEXT)
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--patrons", type=click.IntRange(min=1), default=5000, show_default=True)
-@click.option("--seed", type=int, default=1, show_default=True)
+@click.option(
+    "--patrons",
+    type=click.IntRange(min=100),
+    default=5000,
+    show_default=True,
+    help="People in the warehouse (at least 100).",
+)
+@click.option("--seed", type=int, default=1, show_default=True, help="Same seed, same file.")
 @click.pass_context
 def demo_warehouse(ctx: click.Context, path: Path, patrons: int, seed: int) -> None:
     """Write a deterministic demo warehouse of fake people to PATH.
@@ -233,8 +266,14 @@ def build_cmd(
 
 
 def _export_and_report(
-    ctx: click.Context, snapshot: Path, build_dir: Path, outbox: Path, as_of: date,
-    max_xml_bytes: int, root_element: str | None, as_json: bool,
+    ctx: click.Context,
+    snapshot: Path,
+    build_dir: Path,
+    outbox: Path,
+    as_of: date,
+    max_xml_bytes: int,
+    root_element: str | None,
+    as_json: bool,
 ) -> None:
     from exporter.export import export
     from exporter.package import Limits
@@ -249,8 +288,13 @@ def _export_and_report(
     report.add_build(built)
     with _progress("writing users") as update:
         result = export(
-            _project(ctx), built, outbox, stamp, Limits(max_xml_bytes=max_xml_bytes),
-            root_element=root_element, on_users=update,
+            _project(ctx),
+            built,
+            outbox,
+            stamp,
+            Limits(max_xml_bytes=max_xml_bytes),
+            root_element=root_element,
+            on_users=update,
         )
     report.add_export(result)
     click.echo(report.to_json() if as_json else "\n".join(report.lines()))
@@ -267,8 +311,15 @@ def _export_and_report(
 @JSON
 @click.pass_context
 def export_cmd(
-    ctx: click.Context, snapshot: Path | None, snapshots: Path, build_dir: Path, outbox: Path,
-    as_of: str | None, max_xml_bytes: int, root_element: str | None, as_json: bool,
+    ctx: click.Context,
+    snapshot: Path | None,
+    snapshots: Path,
+    build_dir: Path,
+    outbox: Path,
+    as_of: str | None,
+    max_xml_bytes: int,
+    root_element: str | None,
+    as_json: bool,
 ) -> None:
     """Build the models on a snapshot and write validated zips to the outbox.
 
@@ -276,7 +327,14 @@ def export_cmd(
     """
     day = _as_of(as_of)
     _export_and_report(
-        ctx, _snapshot(snapshot, snapshots), build_dir, outbox, day, max_xml_bytes, root_element, as_json
+        ctx,
+        _snapshot(snapshot, snapshots),
+        build_dir,
+        outbox,
+        day,
+        max_xml_bytes,
+        root_element,
+        as_json,
     )
 
 
@@ -291,8 +349,15 @@ def export_cmd(
 @JSON
 @click.pass_context
 def run(
-    ctx: click.Context, warehouse: Path | None, snapshots: Path, build_dir: Path, outbox: Path,
-    as_of: str | None, max_xml_bytes: int, root_element: str | None, as_json: bool,
+    ctx: click.Context,
+    warehouse: Path | None,
+    snapshots: Path,
+    build_dir: Path,
+    outbox: Path,
+    as_of: str | None,
+    max_xml_bytes: int,
+    root_element: str | None,
+    as_json: bool,
 ) -> None:
     """Extract, build and export in one go: the daily job.
 

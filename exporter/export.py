@@ -83,7 +83,9 @@ def export(
     except OSError as exc:
         raise ExportError(f"cannot create the outbox {outbox}: {exc.strerror}") from None
     con = duckdb.connect(str(built.database), read_only=True)
-    writer_pkg = PackageWriter(outbox, stamp, built.as_of, root_element or settings.root_element, limits)
+    writer_pkg = PackageWriter(
+        outbox, stamp, built.as_of, root_element or settings.root_element, limits
+    )
     users: dict[str, int] = {}
     try:
         t0 = time.perf_counter()
@@ -112,7 +114,9 @@ def export(
         problems = validate_zips([z.temporary for z in writer_pkg.zips], project.xsd_file)
         if problems:
             shown = "; ".join(str(p) for p in problems[:3])
-            raise ValidationError(f"{len(problems)} problem(s) in the produced XML, nothing published: {shown}")
+            raise ValidationError(
+                f"{len(problems)} problem(s) in the produced XML, nothing published: {shown}"
+            )
         validate_seconds = time.perf_counter() - t1
         writer_pkg.publish()
     except BaseException:

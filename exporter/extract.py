@@ -52,9 +52,7 @@ def _typed_view(table: SourceTable, relation: str, present: list[str]) -> str:
     missing = [c for c in table.columns if c not in present]
     if missing:
         raise SourceError(f"{relation}: lacks the column {missing[0]} of {table.name}")
-    cols = ", ".join(
-        f"CAST({_quote(c)} AS {t}) AS {_quote(c)}" for c, t in table.columns.items()
-    )
+    cols = ", ".join(f"CAST({_quote(c)} AS {t}) AS {_quote(c)}" for c, t in table.columns.items())
     return f"CREATE TEMP VIEW {_quote(table.name)} AS SELECT {cols} FROM {relation}"
 
 
@@ -69,7 +67,9 @@ def _csv_header(path: Path) -> list[str]:
     return [h.strip().upper() for h in header]
 
 
-def _attach_csv_folder(con: duckdb.DuckDBPyConnection, folder: Path, tables: list[SourceTable]) -> None:
+def _attach_csv_folder(
+    con: duckdb.DuckDBPyConnection, folder: Path, tables: list[SourceTable]
+) -> None:
     for table in tables:
         path = folder / f"{table.name}.csv"
         if not path.is_file():
@@ -165,7 +165,9 @@ def extract(
     try:
         snapshots.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise SnapshotError(f"cannot create the snapshots folder {snapshots}: {exc.strerror}") from None
+        raise SnapshotError(
+            f"cannot create the snapshots folder {snapshots}: {exc.strerror}"
+        ) from None
 
     started = datetime.now(UTC)
     final = new_snapshot_path(snapshots, started)
@@ -182,8 +184,12 @@ def extract(
                 try:
                     con.execute(f"CREATE TABLE main.{_quote(q.name)} AS {duck_sql[q.name]}")
                 except duckdb.Error as exc:
-                    raise SourceError(f"{q.path}: failed on {warehouse}: {_first_line(exc)}") from None
-                (count,) = con.execute(f"SELECT count(*) FROM main.{_quote(q.name)}").fetchone() or (0,)
+                    raise SourceError(
+                        f"{q.path}: failed on {warehouse}: {_first_line(exc)}"
+                    ) from None
+                (count,) = con.execute(
+                    f"SELECT count(*) FROM main.{_quote(q.name)}"
+                ).fetchone() or (0,)
                 rows[q.name] = int(count)
                 log.info("extracted %s rows into %s", count, q.name)
                 if on_table:

@@ -78,5 +78,7 @@ def load_models(project: Project) -> list[Model]:
         order = list(graphlib.TopologicalSorter(graph).static_order())
     except graphlib.CycleError as exc:
         cycle = " -> ".join(exc.args[1])
-        raise SqlError(f"{project.models_dir}: models read each other in a cycle: {cycle}") from None
+        raise SqlError(
+            f"{project.models_dir}: models read each other in a cycle: {cycle}"
+        ) from None
     return [models[name] for name in order]

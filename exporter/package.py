@@ -74,7 +74,9 @@ class PackageWriter:
         footer = f"</{self.root}>\n".encode()
         limit = self.limits.max_xml_bytes
         if len(header) + len(footer) >= limit:
-            raise ExportError(f"the XML size limit {limit} bytes is too small for even an empty file")
+            raise ExportError(
+                f"the XML size limit {limit} bytes is too small for even an empty file"
+            )
         made: list[ZipFile] = []
         xml_count = 0
         archive: zipfile.ZipFile | None = None
@@ -87,22 +89,27 @@ class PackageWriter:
             needs_new_zip = (
                 current is None
                 or len(current.members) >= self.limits.max_xml_per_zip
-                or os.path.getsize(current.temporary) + limit + limit // 1000
-                + _zip_overhead(len(current.members) + 1) > self.limits.max_zip_bytes
+                or os.path.getsize(current.temporary)
+                + limit
+                + limit // 1000
+                + _zip_overhead(len(current.members) + 1)
+                > self.limits.max_zip_bytes
             )
             if needs_new_zip:
                 if archive is not None:
                     archive.close()
                 if len(self.zips) >= self.limits.max_zips:
                     raise ExportError(
-                        f"more than {self.limits.max_zips} zips would be needed; Alma loads at most "
-                        f"{self.limits.max_zips} per import (raise the XML size limit)"
+                        f"more than {self.limits.max_zips} zips would be needed; Alma loads "
+                        f"at most {self.limits.max_zips} per import (raise the XML size limit)"
                     )
                 current = ZipFile(self.outbox / self._name(patron_type, len(made) + 1, "zip"))
                 self.zips.append(current)
                 made.append(current)
                 archive = zipfile.ZipFile(
-                    current.temporary, "w", zipfile.ZIP_DEFLATED,
+                    current.temporary,
+                    "w",
+                    zipfile.ZIP_DEFLATED,
                     compresslevel=self.limits.compresslevel,
                 )
             assert archive is not None and current is not None

@@ -66,7 +66,9 @@ class RunReport:
         out.append(f"{'patron type':<14}{'extracted':>10}{'exported':>10}{'rejected':>10}")
         for t in sorted(self.extracted):
             rejected = sum(self.rejections.get(t, {}).values())
-            out.append(f"{t:<14}{self.extracted[t]:>10,}{self.exported.get(t, 0):>10,}{rejected:>10,}")
+            out.append(
+                f"{t:<14}{self.extracted[t]:>10,}{self.exported.get(t, 0):>10,}{rejected:>10,}"
+            )
         if self.rejections:
             out += ["", "rejections by reason"]
             for t in sorted(self.rejections):

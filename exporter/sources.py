@@ -62,7 +62,7 @@ def parse_file(path: Path, dialect: str) -> list[exp.Expression]:
     """Parse a SQL file, turning a syntax error into `file:line:col: message`."""
     text = path.read_text(encoding="utf-8")
     try:
-        return [e for e in sqlglot.parse(text, read=dialect) if e is not None]
+        return [e for e in sqlglot.parse(text, read=dialect) if isinstance(e, exp.Expression)]
     except ParseError as exc:
         first = exc.errors[0] if exc.errors else {}
         where = f"{path}:{first.get('line', '?')}:{first.get('col', '?')}"
@@ -95,7 +95,9 @@ def load_sources(project: Project) -> dict[str, SourceTable]:
     return tables
 
 
-def _check_select(path: Path, tree: exp.Expression, sources: dict[str, SourceTable]) -> ExtractQuery:
+def _check_select(
+    path: Path, tree: exp.Expression, sources: dict[str, SourceTable]
+) -> ExtractQuery:
     if not isinstance(tree, exp.Select):
         raise SqlError(f"{where(path, tree)}: an extract file must be a single SELECT")
     ctes = {cte.alias_or_name.upper() for cte in tree.find_all(exp.CTE)}

@@ -37,7 +37,8 @@ def shape_of(duck_type: Any) -> Shape:
     if kind in ("varchar", '"null"', "null"):
         return ("varchar",)
     raise ExportError(
-        f"the record has a {duck_type} value; cast it to VARCHAR in the model so its text is explicit"
+        f"the record has a {duck_type} value; "
+        "cast it to VARCHAR in the model so its text is explicit"
     )
 
 
@@ -161,7 +162,9 @@ def _element(code: _Code, depth: int, name: str, src: str, shape: Shape, safe: b
     code.emit(depth, f"else: out('</{name}>')")
 
 
-def _compile(element: str, shape: Shape, safe: bool, fit: Callable[[str], str], limit: int) -> Callable[[list[str], Any], None]:
+def _compile(
+    element: str, shape: Shape, safe: bool, fit: Callable[[str], str], limit: int
+) -> Callable[[list[str], Any], None]:
     code = _Code()
     code.emit(0, "def write(buf, row):")
     code.emit(1, "out = buf.append")

@@ -62,7 +62,9 @@ class Run:
 
 
 def run_fixture(workdir: Path, warehouse: Path, *extra: str) -> Run:
-    result = patronload("run", "--warehouse", warehouse, "--as-of", "2023-03-01", *extra, cwd=workdir)
+    result = patronload(
+        "run", "--warehouse", warehouse, "--as-of", "2023-03-01", *extra, cwd=workdir
+    )
     assert result.code == 0, result.err
     zips = {p.name.split("_")[0]: p for p in sorted((workdir / "outbox").glob("*.zip"))}
     users: dict[str, Any] = {}

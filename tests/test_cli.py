@@ -54,44 +54,68 @@ def test_cli_csv_header_lacking_a_column_names_file_and_column(tmp_path: Path) -
 
 def test_cli_model_syntax_error_points_at_the_line(tmp_path: Path, project_copy: Path) -> None:
     model = project_copy / "queries" / "models" / "patrons.sql"
-    model.write_text(model.read_text().replace("UNION ALL BY NAME", "UNION ALL BY NAME SELECT FROM ("))
-    result = patronload("--project", project_copy, "run", "--warehouse", FIXTURES / "rules", cwd=tmp_path)
+    model.write_text(
+        model.read_text().replace("UNION ALL BY NAME", "UNION ALL BY NAME SELECT FROM (")
+    )
+    result = patronload(
+        "--project", project_copy, "run", "--warehouse", FIXTURES / "rules", cwd=tmp_path
+    )
     assert result.code == 1
     assert result.err == f"Error: {model}:5:29: Expecting )\n"
     assert files_under(tmp_path / "snapshots") == [] and files_under(tmp_path / "outbox") == []
 
 
-def test_cli_unknown_column_in_a_model_is_caught_before_extract(tmp_path: Path, project_copy: Path) -> None:
+def test_cli_unknown_column_in_a_model_is_caught_before_extract(
+    tmp_path: Path, project_copy: Path
+) -> None:
     model = project_copy / "queries" / "models" / "staff_patrons.sql"
     model.write_text(model.read_text().replace("v.OFFICE_PHONE, 'true'", "v.OFFICE_FAX, 'true'"))
-    result = patronload("--project", project_copy, "run", "--warehouse", FIXTURES / "rules", cwd=tmp_path)
+    result = patronload(
+        "--project", project_copy, "run", "--warehouse", FIXTURES / "rules", cwd=tmp_path
+    )
     assert result.code == 1
     assert result.err.startswith(f"Error: {model}: Binder Error:")
     assert "OFFICE_FAX" in result.err
     assert files_under(tmp_path / "snapshots") == []
 
 
-def test_cli_unknown_column_in_extract_names_file_line_and_column(tmp_path: Path, project_copy: Path) -> None:
+def test_cli_unknown_column_in_extract_names_file_line_and_column(
+    tmp_path: Path, project_copy: Path
+) -> None:
     query = project_copy / "queries" / "extract" / "staff.sql"
     query.write_text(query.read_text().replace("e.OFFICE_PHONE,", "e.OFFICE_FAX,"))
-    result = patronload("--project", project_copy, "extract", "--warehouse", FIXTURES / "rules", cwd=tmp_path)
+    result = patronload(
+        "--project", project_copy, "extract", "--warehouse", FIXTURES / "rules", cwd=tmp_path
+    )
     assert (result.code, result.err) == (
-        1, f"Error: {query}:15:7: unknown column OFFICE_FAX in LIBRARY_EMPLOYEE\n"
+        1,
+        f"Error: {query}:15:7: unknown column OFFICE_FAX in LIBRARY_EMPLOYEE\n",
     )
 
 
 def test_cli_unknown_table_in_extract(tmp_path: Path, project_copy: Path) -> None:
     query = project_copy / "queries" / "extract" / "student.sql"
     query.write_text(query.read_text().replace("FROM LIBRARY_STUDENT s", "FROM LIBRARY_STUDENTS s"))
-    result = patronload("--project", project_copy, "extract", "--warehouse", FIXTURES / "rules", cwd=tmp_path)
+    result = patronload(
+        "--project", project_copy, "extract", "--warehouse", FIXTURES / "rules", cwd=tmp_path
+    )
     assert result.code == 1
     assert result.err.startswith(f"Error: {query}:23:6: unknown table LIBRARY_STUDENTS (known: ")
 
 
-def test_cli_oracle_construct_duckdb_lacks_is_an_error_not_a_rewrite(tmp_path: Path, project_copy: Path) -> None:
+def test_cli_oracle_construct_duckdb_lacks_is_an_error_not_a_rewrite(
+    tmp_path: Path, project_copy: Path
+) -> None:
     query = project_copy / "queries" / "extract" / "staff.sql"
-    query.write_text(query.read_text().replace("e.APPOINTMENT_END_DATE,", "TO_CHAR(e.APPOINTMENT_END_DATE, 'YYYY') AS APPOINTMENT_END_DATE,"))
-    result = patronload("--project", project_copy, "extract", "--warehouse", FIXTURES / "rules", cwd=tmp_path)
+    query.write_text(
+        query.read_text().replace(
+            "e.APPOINTMENT_END_DATE,",
+            "TO_CHAR(e.APPOINTMENT_END_DATE, 'YYYY') AS APPOINTMENT_END_DATE,",
+        )
+    )
+    result = patronload(
+        "--project", project_copy, "extract", "--warehouse", FIXTURES / "rules", cwd=tmp_path
+    )
     assert result.code == 1
     assert result.err.startswith(f"Error: {query}: cannot run on a local warehouse:")
     assert files_under(tmp_path / "snapshots") == []
@@ -109,22 +133,31 @@ def test_cli_unreadable_snapshot(tmp_path: Path) -> None:
 def test_cli_export_without_any_snapshot(tmp_path: Path) -> None:
     result = patronload("export", cwd=tmp_path)
     assert (result.code, result.err) == (
-        1, "Error: no snapshot in snapshots; run 'patronload extract' first\n"
+        1,
+        "Error: no snapshot in snapshots; run 'patronload extract' first\n",
     )
 
 
 def test_cli_outbox_that_cannot_be_written(tmp_path: Path) -> None:
     (tmp_path / "blocked").write_text("a file where the outbox's parent should be")
-    result = patronload("run", "--warehouse", FIXTURES / "rules", "--outbox", "blocked/out", cwd=tmp_path)
+    result = patronload(
+        "run", "--warehouse", FIXTURES / "rules", "--outbox", "blocked/out", cwd=tmp_path
+    )
     assert (result.code, result.err) == (
-        2, "Error: the outbox blocked/out cannot be written: Not a directory\n"
+        2,
+        "Error: the outbox blocked/out cannot be written: Not a directory\n",
     )
     assert files_under(tmp_path / "snapshots") == []
 
 
 def test_cli_bad_as_of_is_a_usage_error(tmp_path: Path) -> None:
-    result = patronload("run", "--warehouse", FIXTURES / "rules", "--as-of", "2023-13-01", cwd=tmp_path)
-    assert (result.code, result.err) == (2, "Error: --as-of: '2023-13-01' is not a date like 2026-03-01\n")
+    result = patronload(
+        "run", "--warehouse", FIXTURES / "rules", "--as-of", "2023-13-01", cwd=tmp_path
+    )
+    assert (result.code, result.err) == (
+        2,
+        "Error: --as-of: '2023-13-01' is not a date like 2026-03-01\n",
+    )
 
 
 def test_cli_extract_prints_snapshot_last_and_records_metadata(tmp_path: Path) -> None:
@@ -136,8 +169,12 @@ def test_cli_extract_prints_snapshot_last_and_records_metadata(tmp_path: Path) -
     assert files_under(tmp_path / "snapshots") == [snapshot.name]  # no temporary left
     with duckdb.connect(str(snapshot), read_only=True) as con:
         meta = dict(con.execute("SELECT key, value FROM _patronload_meta").fetchall())
-        extracts = con.execute("SELECT name, sha256, rows FROM _patronload_extracts ORDER BY name").fetchall()
-        mit_ids = [r[0] for r in con.execute("SELECT MIT_ID FROM staff ORDER BY MIT_ID LIMIT 1").fetchall()]
+        extracts = con.execute(
+            "SELECT name, sha256, rows FROM _patronload_extracts ORDER BY name"
+        ).fetchall()
+        mit_ids = [
+            r[0] for r in con.execute("SELECT MIT_ID FROM staff ORDER BY MIT_ID LIMIT 1").fetchall()
+        ]
     assert json.loads(meta["row_counts"]) == {"staff": 10, "student": 9}
     assert meta["source"] == str((FIXTURES / "rules").resolve())
     sql = (Path(__file__).parent.parent / "queries" / "extract" / "staff.sql").read_bytes()
@@ -168,7 +205,9 @@ def test_cli_quiet_when_not_a_terminal(tmp_path: Path) -> None:
 
 
 def test_cli_root_element_is_configurable(tmp_path: Path) -> None:
-    result = patronload("run", "--warehouse", FIXTURES / "rules", "--root-element", "users", cwd=tmp_path)
+    result = patronload(
+        "run", "--warehouse", FIXTURES / "rules", "--root-element", "users", cwd=tmp_path
+    )
     assert result.code == 0, result.err
     with zipfile.ZipFile(next((tmp_path / "outbox").glob("staff_*.zip"))) as zf:
         assert b"\n<users>\n" in zf.read(zf.namelist()[0])
@@ -183,7 +222,9 @@ def test_cli_split_at_size_limit_through_run(tmp_path: Path) -> None:
 
 
 def test_cli_demo_warehouse_run_balances_and_validates(tmp_path: Path) -> None:
-    made = patronload("demo-warehouse", "wh.duckdb", "--patrons", "2000", "--seed", "7", cwd=tmp_path)
+    made = patronload(
+        "demo-warehouse", "wh.duckdb", "--patrons", "2000", "--seed", "7", cwd=tmp_path
+    )
     assert made.code == 0, made.err
     result = patronload("run", "--warehouse", "wh.duckdb", "--json", cwd=tmp_path)
     assert result.code == 0, result.err

@@ -22,7 +22,9 @@ def records(n: int, batch: int = 7) -> Iterator[list[str]]:
 
 
 def writer(tmp_path: Path, **limits: int) -> PackageWriter:
-    return PackageWriter(tmp_path, "2023-03-01_06.00.00", date(2023, 3, 1), "userRecords", Limits(**limits))
+    return PackageWriter(
+        tmp_path, "2023-03-01_06.00.00", date(2023, 3, 1), "userRecords", Limits(**limits)
+    )
 
 
 def test_package_single_file_when_under_the_limit(tmp_path: Path) -> None:
@@ -45,7 +47,10 @@ def test_package_splits_xml_at_size_limit_into_complete_documents(tmp_path: Path
     (made,) = pkg.write_type("student", records(200))
     pkg.publish()
     assert len(made.members) > 1
-    assert made.members[:2] == ["student_2023-03-01_06.00.00.xml", "student_2023-03-01_06.00.00_2.xml"]
+    assert made.members[:2] == [
+        "student_2023-03-01_06.00.00.xml",
+        "student_2023-03-01_06.00.00_2.xml",
+    ]
     ids = []
     with zipfile.ZipFile(made.path) as zf:
         for name in zf.namelist():
@@ -74,7 +79,9 @@ def test_package_refuses_more_than_the_zip_limit_and_leaves_nothing(tmp_path: Pa
 def test_package_refuses_a_record_larger_than_the_limit(tmp_path: Path) -> None:
     pkg = writer(tmp_path, max_xml_bytes=1024)
     big = [["<user><x>" + "y" * 2000 + "</x></user>\n"]]
-    with pytest.raises(ExportError, match="one staff record is 2021 bytes, more than the XML size limit"):
+    with pytest.raises(
+        ExportError, match="one staff record is 2021 bytes, more than the XML size limit"
+    ):
         pkg.write_type("staff", iter(big))
 
 

@@ -26,12 +26,23 @@ def test_rules_full_record_equals_hand_written_expectation(rules_run: Run, prima
 
 
 def test_rules_exported_and_rejected_people(rules_run: Run) -> None:
-    assert sorted(rules_run.users) == sorted([
-        "JDOE@MIT.EDU", "NULLVALS@MIT.EDU", "DUPSTAFF@MIT.EDU", "PREFS@MIT.EDU", "NONEBC@MIT.EDU",
-        "HOSTILE@MIT.EDU", "SEMP@MIT.EDU",
-        "GRAD@MIT.EDU", "CROSS@MIT.EDU", "UNDER@MIT.EDU", "NOYEAR@MIT.EDU", "NIHONLY@MIT.EDU",
-        "DUPSTU@MIT.EDU",
-    ])
+    assert sorted(rules_run.users) == sorted(
+        [
+            "JDOE@MIT.EDU",
+            "NULLVALS@MIT.EDU",
+            "DUPSTAFF@MIT.EDU",
+            "PREFS@MIT.EDU",
+            "NONEBC@MIT.EDU",
+            "HOSTILE@MIT.EDU",
+            "SEMP@MIT.EDU",
+            "GRAD@MIT.EDU",
+            "CROSS@MIT.EDU",
+            "UNDER@MIT.EDU",
+            "NOYEAR@MIT.EDU",
+            "NIHONLY@MIT.EDU",
+            "DUPSTU@MIT.EDU",
+        ]
+    )
 
 
 def test_rules_each_type_has_its_own_zip(rules_run: Run) -> None:
@@ -47,10 +58,22 @@ CHECKS = [
     ("NULLVALS@MIT.EDU", "first_name", None),  # legal names "" when NULL
     ("NULLVALS@MIT.EDU", "contact_info/emails", None),  # no email: emails written empty
     ("NULLVALS@MIT.EDU", "contact_info/phones", None),  # no phone: phones written empty
-    ("NULLVALS@MIT.EDU", "contact_info/addresses/address/line1", "NO ADDRESS ON FILE IN DATA WAREHOUSE"),
+    (
+        "NULLVALS@MIT.EDU",
+        "contact_info/addresses/address/line1",
+        "NO ADDRESS ON FILE IN DATA WAREHOUSE",
+    ),
     ("NULLVALS@MIT.EDU", "user_group", {"@desc": ""}),
-    ("NULLVALS@MIT.EDU", "user_statistics/user_statistic/statistic_category", {"@desc": "Unknown", "#text": "ZQ"}),
-    ("NONEBC@MIT.EDU", "user_statistics/user_statistic/statistic_category", {"@desc": "Unmapped Lab", "#text": "ZQ"}),
+    (
+        "NULLVALS@MIT.EDU",
+        "user_statistics/user_statistic/statistic_category",
+        {"@desc": "Unknown", "#text": "ZQ"},
+    ),
+    (
+        "NONEBC@MIT.EDU",
+        "user_statistics/user_statistic/statistic_category",
+        {"@desc": "Unmapped Lab", "#text": "ZQ"},
+    ),
     ("NONEBC@MIT.EDU", "contact_info/phones/phone/phone_number", "x617-555-1234 ext 155-555-55555"),
     ("PREFS@MIT.EDU", "contact_info/phones/phone/phone_number", "abcd"),
     ("PREFS@MIT.EDU", "pref_first_name", None),  # equal to legal ignoring case
@@ -59,21 +82,41 @@ CHECKS = [
     ("DUPSTAFF@MIT.EDU", "first_name", "New"),  # latest appointment end date kept
     ("DUPSTU@MIT.EDU", "first_name", "First"),  # smallest MIT ID kept
     ("HOSTILE@MIT.EDU", "first_name", "Zoë Ann"),  # control character removed
-    ("HOSTILE@MIT.EDU", "last_name", "O'Brien & <Sons> \"Q\""),
+    ("HOSTILE@MIT.EDU", "last_name", 'O\'Brien & <Sons> "Q"'),
     ("HOSTILE@MIT.EDU", "contact_info/addresses/address/line1", 'Room "5" & <6>'),
     ("CROSS@MIT.EDU", "user_group", "54"),  # cross-registered overrides the year
-    ("CROSS@MIT.EDU", "contact_info/phones/phone/phone_number", "617-617-6176"),  # TERM_PHONE2 as office
+    (
+        "CROSS@MIT.EDU",
+        "contact_info/phones/phone/phone_number",
+        "617-617-6176",
+    ),  # TERM_PHONE2 as office
     ("CROSS@MIT.EDU", "contact_info/phones/phone/@preferred", "true"),
     ("UNDER@MIT.EDU", "user_group", "31"),
     ("UNDER@MIT.EDU", "contact_info/phones", None),
     ("UNDER@MIT.EDU", "contact_info/addresses/address/postal_code", "02139"),
-    ("UNDER@MIT.EDU", "contact_info/addresses/address/line1", "NO ADDRESS ON FILE IN DATA WAREHOUSE"),
-    ("UNDER@MIT.EDU", "user_statistics/user_statistic/statistic_category", {"@desc": "", "#text": "ZZ"}),
+    (
+        "UNDER@MIT.EDU",
+        "contact_info/addresses/address/line1",
+        "NO ADDRESS ON FILE IN DATA WAREHOUSE",
+    ),
+    (
+        "UNDER@MIT.EDU",
+        "user_statistics/user_statistic/statistic_category",
+        {"@desc": "", "#text": "ZZ"},
+    ),
     ("NOYEAR@MIT.EDU", "user_group", None),  # unknown year: empty
     ("NOYEAR@MIT.EDU", "contact_info/phones/phone/phone_number", "777-777-7777"),  # no home phone
-    ("NOYEAR@MIT.EDU", "user_statistics/user_statistic/statistic_category", {"@desc": "", "#text": "RB"}),
+    (
+        "NOYEAR@MIT.EDU",
+        "user_statistics/user_statistic/statistic_category",
+        {"@desc": "", "#text": "RB"},
+    ),
     ("NIHONLY@MIT.EDU", "user_group", "54"),
-    ("NIHONLY@MIT.EDU", "contact_info/phones/phone/phone_number", "999-999-9999"),  # office = TERM_PHONE1
+    (
+        "NIHONLY@MIT.EDU",
+        "contact_info/phones/phone/phone_number",
+        "999-999-9999",
+    ),  # office = TERM_PHONE1
     ("SEMP@MIT.EDU", "user_group", {"@desc": "Support Staff", "#text": "S"}),
 ]
 
@@ -91,7 +134,9 @@ def test_rules_barcode_left_out_when_none_or_null(rules_run: Run) -> None:
 
 def test_rules_student_phone_list_is_office_then_home_only_with_office(rules_run: Run) -> None:
     phones = element(rules_run.users["NIHONLY@MIT.EDU"], "contact_info/phones/phone")
-    assert isinstance(phones, dict)  # one phone: TERM_PHONE1 without OFFICE_PHONE gives no home phone
+    assert isinstance(
+        phones, dict
+    )  # one phone: TERM_PHONE1 without OFFICE_PHONE gives no home phone
 
 
 def test_rules_students_have_no_gender_nor_empty_booleans(rules_run: Run) -> None:
@@ -103,7 +148,9 @@ def test_rules_students_have_no_gender_nor_empty_booleans(rules_run: Run) -> Non
 
 
 def test_rules_overlong_value_is_cut_to_255_and_counted(rules_run: Run) -> None:
-    category = element(rules_run.users["HOSTILE@MIT.EDU"], "user_statistics/user_statistic/statistic_category")
+    category = element(
+        rules_run.users["HOSTILE@MIT.EDU"], "user_statistics/user_statistic/statistic_category"
+    )
     assert len(category["@desc"]) == 255 and category["@desc"].startswith("Department of Very")
     assert "1 value(s) longer than Alma allows were cut" in rules_run.result.out
     assert "1 character(s) not allowed in XML 1.0 were removed" in rules_run.result.out

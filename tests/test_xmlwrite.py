@@ -14,7 +14,8 @@ from exporter.xmlwrite import ILLEGAL_XML_CHARS, RecordWriter, Sanitizer, refere
 
 NAMES = st.sampled_from(["a", "b", "line1", "user_group", "x_y", "phone"])
 TEXT = st.text(
-    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)) | st.sampled_from("&<>\"'\n\r\t\x0b"),
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",))
+    | st.sampled_from("&<>\"'\n\r\t\x0b"),
     max_size=12,
 )
 
@@ -59,7 +60,9 @@ def typed_rows(draw: st.DrawFn) -> tuple[tuple[Any, ...], Any]:
 
 @settings(max_examples=400, deadline=None)
 @given(typed_rows(), st.integers(min_value=1, max_value=8))
-def test_writer_equals_xmltodict_reference(case: tuple[tuple[Any, ...], Any], max_length: int) -> None:
+def test_writer_equals_xmltodict_reference(
+    case: tuple[tuple[Any, ...], Any], max_length: int
+) -> None:
     shape, row = case
     writer = RecordWriter("user", shape, max_length)
     (written,) = writer.records([row])
@@ -71,8 +74,13 @@ def test_writer_equals_xmltodict_reference(case: tuple[tuple[Any, ...], Any], ma
 def test_writer_counts_removed_characters_and_cut_values() -> None:
     shape = ("struct", (("@desc", ("varchar",)), ("name", ("varchar",))))
     writer = RecordWriter("user", shape, 5)
-    out = writer.records([{"@desc": "a\x01b", "name": "abcdefgh"}, {"@desc": "ok", "name": "\x0bxyz123"}])
-    assert out == ['<user desc="ab"><name>abcde</name></user>\n', '<user desc="ok"><name>xyz12</name></user>\n']
+    out = writer.records(
+        [{"@desc": "a\x01b", "name": "abcdefgh"}, {"@desc": "ok", "name": "\x0bxyz123"}]
+    )
+    assert out == [
+        '<user desc="ab"><name>abcde</name></user>\n',
+        '<user desc="ok"><name>xyz12</name></user>\n',
+    ]
     assert writer.sanitizer.removed_chars == 2
     assert writer.sanitizer.truncated_values == 2
 
