@@ -66,6 +66,13 @@ def open_snapshot(con: duckdb.DuckDBPyConnection, snapshot: Path) -> None:
         )
     except duckdb.Error as exc:
         raise SnapshotError(f"{snapshot}: not a readable snapshot: {_first_line(exc)}") from None
+    meta = con.execute(
+        "SELECT count(*) FROM duckdb_tables() "
+        "WHERE database_name = 'snapshot' AND table_name = '_patronload_meta'"
+    ).fetchone()
+    if not meta or not meta[0]:
+        con.execute("DETACH snapshot")
+        raise SnapshotError(f"{snapshot}: not a patronload snapshot (no _patronload_meta table)")
     con.execute("SET search_path = 'main,snapshot.main'")
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import duckdb
 
 from exporter import __version__
 from exporter.errors import ExporterError, UsageError
@@ -31,6 +32,13 @@ class Group(click.Group):
         except ExporterError as exc:
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except duckdb.Error as exc:  # a database failure no stage anticipated
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            click.echo(
+                f"Error: unexpected database error: {first} (run with -v for the log)", err=True
+            )
+            log.debug("unexpected database error", exc_info=True)
+            ctx.exit(1)
 
 
 def _as_of(value: str | None) -> date:
@@ -180,7 +188,7 @@ MAX_XML = click.option(
 ROOT = click.option(
     "--root-element",
     envvar="PATRONLOAD_ROOT_ELEMENT",
-    help="Root element of each XML file (default: the project's, userRecords).",
+    help="Root element of each XML file (default: root_element in patronload.toml).",
 )
 JSON = click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON line.")
 

@@ -47,13 +47,33 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _typed_view(table: SourceTable, relation: str, present: list[str]) -> str:
-    """A view exposing `relation` with the declared column types, whatever it stored."""
+def _typed_view(
+    con: duckdb.DuckDBPyConnection,
+    table: SourceTable,
+    relation: str,
+    present: list[str],
+    locate: Callable[[int], str],
+) -> None:
+    """Expose `relation` as `table` with the declared column types, whatever it stored.
+
+    Every value that does not convert is an error naming where it is (`locate`
+    turns a 1-based row number into a file line or table row).
+    """
     missing = [c for c in table.columns if c not in present]
     if missing:
-        raise SourceError(f"{relation}: lacks the column {missing[0]} of {table.name}")
+        raise SourceError(f"{locate(0)}: lacks the column {missing[0]} of {table.name}")
+    for column, type_ in table.columns.items():
+        if type_ == "VARCHAR":
+            continue
+        bad = con.execute(
+            f"SELECT n, v FROM (SELECT row_number() OVER () AS n, {_quote(column)}::VARCHAR AS v "
+            f"FROM {relation}) WHERE v IS NOT NULL AND TRY_CAST(v AS {type_}) IS NULL "
+            "ORDER BY n LIMIT 1"
+        ).fetchone()
+        if bad:
+            raise SourceError(f"{locate(bad[0])}: column {column}: {bad[1]!r} is not a {type_}")
     cols = ", ".join(f"CAST({_quote(c)} AS {t}) AS {_quote(c)}" for c, t in table.columns.items())
-    return f"CREATE TEMP VIEW {_quote(table.name)} AS SELECT {cols} FROM {relation}"
+    con.execute(f"CREATE TEMP VIEW {_quote(table.name)} AS SELECT {cols} FROM {relation}")
 
 
 def _csv_header(path: Path) -> list[str]:
@@ -65,6 +85,22 @@ def _csv_header(path: Path) -> list[str]:
     if not header:
         raise SourceError(f"{path}: empty file, expected a header row of column names")
     return [h.strip().upper() for h in header]
+
+
+def _refuse_rejected_lines(con: duckdb.DuckDBPyConnection) -> None:
+    """Raise on the first CSV line DuckDB could not parse, naming its file and line."""
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = 'reject_errors'"
+    ).fetchone()
+    if exists == (0,):  # DuckDB creates the table with the first rejected line
+        return
+    rejected = con.execute(
+        "SELECT s.file_path, e.line, e.error_message FROM temp.reject_errors e "
+        "JOIN temp.reject_scans s USING (scan_id, file_id) "
+        "ORDER BY s.file_path, e.line, e.column_idx LIMIT 1"
+    ).fetchone()
+    if rejected:
+        raise SourceError(f"{rejected[0]}:{rejected[1]}: {rejected[2]}")
 
 
 def _attach_csv_folder(
@@ -79,13 +115,20 @@ def _attach_csv_folder(
         if missing:
             raise SourceError(f"{path}: header lacks the column {missing[0]}")
         # Every column is read as text first: types come from schemas/, never guessed.
+        # Lines that do not parse are kept aside by DuckDB with their line numbers.
         spec = ", ".join(f"{_literal(f'c{i}')}: 'VARCHAR'" for i in range(len(header)))
         relation = (
             f"(SELECT {', '.join(f'c{i} AS {_quote(h)}' for i, h in enumerate(header))} "
             f"FROM read_csv({_literal(str(path))}, header=true, auto_detect=false, "
-            f"columns={{{spec}}}, nullstr='', quote='\"', escape='\"', strict_mode=true))"
+            f"columns={{{spec}}}, nullstr='', quote='\"', escape='\"', store_rejects=true))"
         )
-        con.execute(_typed_view(table, relation, header))
+        con.execute(f"SELECT count(*) FROM {relation}").fetchone()  # read it all once
+        _refuse_rejected_lines(con)
+
+        def line_of(row: int, path: Path = path) -> str:
+            return f"{path}:{row + 1}" if row else str(path)
+
+        _typed_view(con, table, relation, header, line_of)
 
 
 def _attach_duckdb(con: duckdb.DuckDBPyConnection, path: Path, tables: list[SourceTable]) -> None:
@@ -104,7 +147,11 @@ def _attach_duckdb(con: duckdb.DuckDBPyConnection, path: Path, tables: list[Sour
         ]
         if not present:
             raise SourceError(f"{path}: has no table {table.name}")
-        con.execute(_typed_view(table, f"warehouse.main.{_quote(table.name)}", present))
+
+        def row_of(row: int, name: str = table.name) -> str:
+            return f"{path}: table {name}, row {row}" if row else f"{path}: table {name}"
+
+        _typed_view(con, table, f"warehouse.main.{_quote(table.name)}", present, row_of)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -194,6 +241,7 @@ def extract(
                 log.info("extracted %s rows into %s", count, q.name)
                 if on_table:
                     on_table(q.name, int(count))
+            _refuse_rejected_lines(con)
             _record_metadata(con, queries, rows, str(warehouse.resolve()), started)
             con.execute("CHECKPOINT")
         finally:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import shutil
 import stat
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -239,3 +241,138 @@ def test_cli_demo_warehouse_run_balances_and_validates(tmp_path: Path) -> None:
     zips = [f["zip"] for f in report["files"]]
     checked = patronload("validate", *zips, cwd=tmp_path)
     assert checked.code == 0, checked.err
+
+
+def _rules_copy(tmp_path: Path) -> Path:
+    warehouse = tmp_path / "wh"
+    shutil.copytree(FIXTURES / "rules", warehouse, ignore=shutil.ignore_patterns("expected"))
+    return warehouse
+
+
+def _edit_csv(path: Path, edit: Callable[[list[list[str]]], None]) -> None:
+    with path.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    edit(rows)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows(rows)
+
+
+def test_cli_csv_line_that_does_not_parse_names_file_and_line(tmp_path: Path) -> None:
+    warehouse = _rules_copy(tmp_path)
+    staff = warehouse / "LIBRARY_EMPLOYEE.csv"
+    _edit_csv(staff, lambda rows: rows.insert(3, ["1", "2", "3"]))
+    result = patronload("extract", "--warehouse", warehouse, cwd=tmp_path)
+    assert (result.code, result.err) == (
+        1,
+        f"Error: {staff}:4: Expected Number of Columns: 19 Found: 3\n",
+    )
+    assert files_under(tmp_path / "snapshots") == []
+
+
+def test_cli_csv_value_of_the_wrong_type_names_file_line_and_column(tmp_path: Path) -> None:
+    warehouse = _rules_copy(tmp_path)
+    staff = warehouse / "LIBRARY_EMPLOYEE.csv"
+
+    def bad_date(rows: list[list[str]]) -> None:
+        rows[5][12] = "2027-13-45"
+
+    _edit_csv(staff, bad_date)
+    result = patronload("extract", "--warehouse", warehouse, cwd=tmp_path)
+    assert (result.code, result.err) == (
+        1,
+        f"Error: {staff}:6: column APPOINTMENT_END_DATE: '2027-13-45' is not a DATE\n",
+    )
+    assert files_under(tmp_path / "snapshots") == []
+
+
+def test_cli_duckdb_warehouse_value_of_the_wrong_type_names_table_and_row(tmp_path: Path) -> None:
+    made = patronload("demo-warehouse", "wh.duckdb", "--patrons", "100", cwd=tmp_path)
+    assert made.code == 0, made.err
+    with duckdb.connect(str(tmp_path / "wh.duckdb")) as con:
+        con.execute("ALTER TABLE LIBRARY_EMPLOYEE ALTER APPOINTMENT_END_DATE TYPE VARCHAR")
+        con.execute("UPDATE LIBRARY_EMPLOYEE SET APPOINTMENT_END_DATE = 'soon' WHERE rowid = 4")
+    result = patronload("extract", "--warehouse", "wh.duckdb", cwd=tmp_path)
+    assert (result.code, result.err) == (
+        1,
+        "Error: wh.duckdb: table LIBRARY_EMPLOYEE, row 5: column APPOINTMENT_END_DATE: "
+        "'soon' is not a DATE\n",
+    )
+
+
+def test_cli_duckdb_warehouse_without_a_source_table(tmp_path: Path) -> None:
+    with duckdb.connect(str(tmp_path / "empty.duckdb")) as con:
+        con.execute("CREATE TABLE other (x INT)")
+    result = patronload("extract", "--warehouse", "empty.duckdb", cwd=tmp_path)
+    assert (result.code, result.err) == (1, "Error: empty.duckdb: has no table LIBRARY_EMPLOYEE\n")
+
+
+def test_cli_a_warehouse_is_not_a_snapshot(tmp_path: Path) -> None:
+    patronload("demo-warehouse", "wh.duckdb", "--patrons", "100", cwd=tmp_path)
+    result = patronload("export", "--snapshot", "wh.duckdb", cwd=tmp_path)
+    assert (result.code, result.err) == (
+        1,
+        "Error: wh.duckdb: not a patronload snapshot (no _patronload_meta table)\n",
+    )
+
+
+def test_cli_lost_rows_fail_the_build_loudly(tmp_path: Path, project_copy: Path) -> None:
+    model = project_copy / "queries" / "models" / "staff_patrons.sql"
+    model.write_text(
+        model.read_text().replace(
+            "WHERE v.rejection_reason IS NULL",
+            "WHERE v.rejection_reason IS NULL AND v.MIT_ID <> '000000008'",
+        )
+    )
+    result = patronload(
+        "--project", project_copy, "run", "--warehouse", FIXTURES / "rules", cwd=tmp_path
+    )
+    assert (result.code, result.err.splitlines()[-1]) == (
+        1,
+        "Error: rows lost for staff: extracted 10 but exported 6 + rejected 3 = 9",
+    )
+    assert files_under(tmp_path / "outbox") == []
+
+
+def test_cli_validate_reports_problems_and_exits_1(tmp_path: Path) -> None:
+    run = run_fixture(tmp_path, FIXTURES / "rules")
+    broken = tmp_path / "broken.zip"
+    with zipfile.ZipFile(run.zips["staff"]) as src, zipfile.ZipFile(broken, "w") as dst:
+        for name in src.namelist():
+            data = src.read(name).replace(
+                b"<expiry_date>2023-09-01Z</expiry_date>", b"<expiry_date/>", 1
+            )
+            dst.writestr(name, data)
+    result = patronload("validate", run.zips["student"], broken, cwd=tmp_path)
+    assert result.code == 1
+    assert result.err.startswith(f"{broken}:staff_") and "expiry_date" in result.err
+    ok = patronload("validate", run.zips["student"], cwd=tmp_path)
+    assert (ok.code, ok.out) == (0, f"{run.zips['student']}: valid, 6 users\n")
+
+
+ALMA_ELEMENTS = [
+    "userRecords",
+    "primary_id",
+    "first_name",
+    "user_group",
+    "expiry_date",
+    "purge_date",
+    "contact_info",
+    "email_address",
+    "phone_number",
+    "user_identifier",
+    "statistic_category",
+    "user_statistic",
+    "record_type",
+    "is_researcher",
+    "LIBRARY_EMPLOYEE",
+    "KRB_NAME_UPPERCASE",
+]
+
+
+@pytest.mark.parametrize("name", ALMA_ELEMENTS)
+def test_exporter_package_knows_no_alma_element_nor_rule_column(name: str) -> None:
+    package = Path(__file__).resolve().parent.parent / "exporter"
+    offenders = [
+        p.name for p in package.glob("*.py") if p.name != "demo.py" and name in p.read_text()
+    ]
+    assert offenders == []  # demo.py fakes the warehouse, so it must name its columns
