@@ -8,7 +8,6 @@ one, if any, untouched.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass
 from datetime import date
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import duckdb
 
+from exporter.duck import first_line, quote, write_once
 from exporter.errors import BuildError, SnapshotError
 from exporter.models import RUN_CONTEXT, load_models, load_seeds
 from exporter.project import ExportSettings, Project
@@ -47,15 +47,6 @@ class BuildResult:
     seconds: float
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def open_snapshot(con: duckdb.DuckDBPyConnection, snapshot: Path) -> None:
     """Attach a snapshot read-only and let unqualified names find its tables."""
     if not snapshot.is_file():
@@ -65,7 +56,7 @@ def open_snapshot(con: duckdb.DuckDBPyConnection, snapshot: Path) -> None:
             f"ATTACH '{snapshot.as_posix().replace(chr(39), chr(39) * 2)}' AS snapshot (READ_ONLY)"
         )
     except duckdb.Error as exc:
-        raise SnapshotError(f"{snapshot}: not a readable snapshot: {_first_line(exc)}") from None
+        raise SnapshotError(f"{snapshot}: not a readable snapshot: {first_line(exc)}") from None
     meta = con.execute(
         "SELECT count(*) FROM duckdb_tables() "
         "WHERE database_name = 'snapshot' AND table_name = '_patronload_meta'"
@@ -82,11 +73,11 @@ def _run_file_statements(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     try:
         con.execute(path.read_text(encoding="utf-8"))
     except duckdb.Error as exc:
-        raise BuildError(f"{path}: {_first_line(exc)}") from None
+        raise BuildError(f"{path}: {first_line(exc)}") from None
 
 
 def _check_accounting(con: duckdb.DuckDBPyConnection, settings: ExportSettings) -> list[Accounting]:
-    cur = con.execute(f"SELECT * FROM {_quote(settings.accounting_model)}")
+    cur = con.execute(f"SELECT * FROM {quote(settings.accounting_model)}")
     names = [d[0] for d in cur.description or []]
     rows = [Accounting(**dict(zip(names, r, strict=True))) for r in cur.fetchall()]
     for a in rows:
@@ -95,9 +86,7 @@ def _check_accounting(con: duckdb.DuckDBPyConnection, settings: ExportSettings) 
                 f"rows lost for {a.patron_type}: extracted {a.extracted} but exported "
                 f"{a.exported} + rejected {a.rejected} = {a.exported + a.rejected}"
             )
-    (total,) = con.execute(f"SELECT count(*) FROM {_quote(settings.final_model)}").fetchone() or (
-        0,
-    )
+    (total,) = con.execute(f"SELECT count(*) FROM {quote(settings.final_model)}").fetchone() or (0,)
     if total != sum(a.exported for a in rows):
         raise BuildError(
             f"{settings.final_model} holds {total} users but {settings.accounting_model} "
@@ -112,7 +101,7 @@ def _build_models(con: duckdb.DuckDBPyConnection, project: Project, as_of: date)
     model_rows: dict[str, int] = {}
     for seed in load_seeds(project):
         con.execute(
-            f"CREATE TABLE {_quote(seed.name)} AS SELECT * FROM "
+            f"CREATE TABLE {quote(seed.name)} AS SELECT * FROM "
             "read_csv(?, header=true, all_varchar=true)",
             [str(seed.path)],
         )
@@ -121,10 +110,10 @@ def _build_models(con: duckdb.DuckDBPyConnection, project: Project, as_of: date)
     for model in models:
         t0 = time.perf_counter()
         try:
-            con.execute(f"CREATE TABLE {_quote(model.name)} AS {model.sql}")
+            con.execute(f"CREATE TABLE {quote(model.name)} AS {model.sql}")
         except duckdb.Error as exc:
-            raise BuildError(f"{model.path}: {_first_line(exc)}") from None
-        (n,) = con.execute(f"SELECT count(*) FROM {_quote(model.name)}").fetchone() or (0,)
+            raise BuildError(f"{model.path}: {first_line(exc)}") from None
+        (n,) = con.execute(f"SELECT count(*) FROM {quote(model.name)}").fetchone() or (0,)
         model_rows[model.name] = int(n)
         log.info("built %s: %s rows in %.2fs", model.name, n, time.perf_counter() - t0)
     return model_rows
@@ -140,13 +129,12 @@ def preflight(project: Project) -> None:
     con = duckdb.connect()
     try:
         for table in load_sources(project).values():
-            cols = ", ".join(f"{_quote(c)} {t}" for c, t in table.columns.items())
-            con.execute(f"CREATE TABLE {_quote(table.name)} ({cols})")
+            con.execute(table.ddl())
         for query in load_extracts(project):
             try:
-                con.execute(f"CREATE TABLE {_quote(query.name)} AS {query.to_duckdb()}")
+                con.execute(f"CREATE TABLE {quote(query.name)} AS {query.to_duckdb()}")
             except duckdb.Error as exc:
-                raise BuildError(f"{query.path}: {_first_line(exc)}") from None
+                raise BuildError(f"{query.path}: {first_line(exc)}") from None
         _build_models(con, project, date.today())
         _check_accounting(con, settings)
     finally:
@@ -164,31 +152,18 @@ def build(project: Project, snapshot: Path, database: Path, as_of: date) -> Buil
         raise BuildError(
             f"cannot create the build folder {database.parent}: {exc.strerror}"
         ) from None
-    tmp = database.with_name(f".{database.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    try:
-        con = duckdb.connect(str(tmp))
-        try:
-            open_snapshot(con, snapshot)
-            model_rows = _build_models(con, project, as_of)
-            accounting = _check_accounting(con, settings)
-            rejections = {
-                (t, r): int(n)
-                for t, r, n in con.execute(
-                    "SELECT patron_type, reason, count(*) "
-                    f"FROM {_quote(settings.rejections_model)} GROUP BY ALL ORDER BY ALL"
-                ).fetchall()
-            }
-            con.execute("DETACH snapshot")
-            con.execute("CHECKPOINT")
-        finally:
-            con.close()
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, database)
-    except BaseException:
-        for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
-            leftover.unlink(missing_ok=True)
-        raise
+    with write_once(database) as con:
+        open_snapshot(con, snapshot)
+        model_rows = _build_models(con, project, as_of)
+        accounting = _check_accounting(con, settings)
+        rejections = {
+            (t, r): int(n)
+            for t, r, n in con.execute(
+                "SELECT patron_type, reason, count(*) "
+                f"FROM {quote(settings.rejections_model)} GROUP BY ALL ORDER BY ALL"
+            ).fetchall()
+        }
+        con.execute("DETACH snapshot")
     return BuildResult(
         database, snapshot, as_of, model_rows, accounting, rejections, time.perf_counter() - started
     )

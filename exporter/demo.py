@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
 import random
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -31,6 +30,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from exporter.duck import first_line, quote, write_once
 from exporter.errors import SourceError, UsageError
 from exporter.project import DEFAULT_PROJECT, Project
 from exporter.sources import SourceTable
@@ -356,28 +356,21 @@ def write_demo_warehouse(
         raise SourceError(f"cannot write demo warehouse ({path}): it is a folder")
     rng = random.Random(seed)
     plan = _plan(rng, patrons, Project(DEFAULT_PROJECT).seeds_dir)
-    temp = path.with_name(f".{path.name}.tmp")
-    wal = temp.with_name(temp.name + ".wal")
     try:
-        _remove(temp, wal)  # left by a run that was killed
-        counts = _write(temp, sources[STAFF], sources[STUDENT], plan, rng)
-        os.replace(temp, path)
+        with write_once(path, mode=0o644) as con:
+            counts = _write(con, sources[STAFF], sources[STUDENT], plan, rng)
     except (duckdb.Error, OSError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SourceError(f"cannot write demo warehouse ({path}): {reason}") from None
-    finally:
-        _remove(temp, wal)
+        raise SourceError(f"cannot write demo warehouse ({path}): {first_line(exc)}") from None
     logger.info("wrote demo warehouse %s: %s", path, counts)
     return counts
 
 
-def _remove(*paths: Path) -> None:
-    for p in paths:
-        p.unlink(missing_ok=True)
-
-
 def _write(
-    file: Path, staff: SourceTable, student: SourceTable, plan: _Plan, rng: random.Random
+    con: duckdb.DuckDBPyConnection,
+    staff: SourceTable,
+    student: SourceTable,
+    plan: _Plan,
+    rng: random.Random,
 ) -> dict[str, int]:
     # Student rows of student employees copy identities captured while staff are written.
     identities: dict[int, list[Value]] = {}
@@ -386,28 +379,13 @@ def _write(
         STUDENT: _student_batches(rng, plan, identities),
     }
     counts: dict[str, int] = {}
-    con = duckdb.connect(str(file))
-    try:
-        for table in (staff, student):
-            con.execute(_create_table(table))
-            counts[table.name] = 0
-            for columns in batches[table.name]:
-                counts[table.name] += _insert(con, table, columns)
-            logger.debug("demo %s: %d rows", table.name, counts[table.name])
-        con.execute("CHECKPOINT")  # everything into the file, so no .wal is left to move
-    finally:
-        con.close()
+    for table in (staff, student):
+        con.execute(table.ddl())
+        counts[table.name] = 0
+        for columns in batches[table.name]:
+            counts[table.name] += _insert(con, table, columns)
+        logger.debug("demo %s: %d rows", table.name, counts[table.name])
     return counts
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _create_table(table: SourceTable) -> str:
-    # The types come from schemas/sources.sql through load_sources, already DuckDB's.
-    columns = ", ".join(f"{_quote(c)} {t}" for c, t in table.columns.items())
-    return f"CREATE TABLE {_quote(table.name)} ({columns})"
 
 
 def _insert(con: duckdb.DuckDBPyConnection, table: SourceTable, columns: Columns) -> int:
@@ -424,7 +402,7 @@ def _insert(con: duckdb.DuckDBPyConnection, table: SourceTable, columns: Columns
     batch = pa.table(arrays)
     con.register("demo_batch", batch)
     try:
-        con.execute(f"INSERT INTO {_quote(table.name)} BY NAME SELECT * FROM demo_batch")
+        con.execute(f"INSERT INTO {quote(table.name)} BY NAME SELECT * FROM demo_batch")
     finally:
         con.unregister("demo_batch")
     return int(batch.num_rows)

@@ -12,6 +12,7 @@ from typing import Any
 import duckdb
 
 from exporter.build import BuildResult
+from exporter.duck import quote
 from exporter.errors import ExportError, ValidationError
 from exporter.package import Limits, PackageWriter, ZipFile
 from exporter.project import Project
@@ -34,10 +35,6 @@ class ExportResult:
     truncated_values: int
     write_seconds: float
     validate_seconds: float
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _record_column(con: duckdb.DuckDBPyConnection, model: str) -> tuple[str, Any]:
@@ -96,7 +93,7 @@ def export(
         column, duck_type = _record_column(con, settings.final_model)
         writer = RecordWriter(column, shape_of(duck_type), settings.max_value_length)
         sql = (
-            f"SELECT {_quote(column)} FROM {_quote(settings.final_model)} "
+            f"SELECT {quote(column)} FROM {quote(settings.final_model)} "
             f"WHERE {GROUP_COLUMN} = ? ORDER BY {KEY_COLUMN}"
         )
         for acct in built.accounting:

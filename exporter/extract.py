@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ from pathlib import Path
 import duckdb
 
 from exporter import __version__
+from exporter.duck import first_line, literal, quote, write_once
 from exporter.errors import SnapshotError, SourceError
 from exporter.project import Project
 from exporter.sources import ExtractQuery, SourceTable, load_extracts, load_sources
@@ -37,14 +37,6 @@ class ExtractResult:
     snapshot: Path
     rows: dict[str, int]
     seconds: float
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _typed_view(
@@ -66,14 +58,14 @@ def _typed_view(
         if type_ == "VARCHAR":
             continue
         bad = con.execute(
-            f"SELECT n, v FROM (SELECT row_number() OVER () AS n, {_quote(column)}::VARCHAR AS v "
+            f"SELECT n, v FROM (SELECT row_number() OVER () AS n, {quote(column)}::VARCHAR AS v "
             f"FROM {relation}) WHERE v IS NOT NULL AND TRY_CAST(v AS {type_}) IS NULL "
             "ORDER BY n LIMIT 1"
         ).fetchone()
         if bad:
             raise SourceError(f"{locate(bad[0])}: column {column}: {bad[1]!r} is not a {type_}")
-    cols = ", ".join(f"CAST({_quote(c)} AS {t}) AS {_quote(c)}" for c, t in table.columns.items())
-    con.execute(f"CREATE TEMP VIEW {_quote(table.name)} AS SELECT {cols} FROM {relation}")
+    cols = ", ".join(f"CAST({quote(c)} AS {t}) AS {quote(c)}" for c, t in table.columns.items())
+    con.execute(f"CREATE TEMP VIEW {quote(table.name)} AS SELECT {cols} FROM {relation}")
 
 
 def _csv_header(path: Path) -> list[str]:
@@ -116,10 +108,10 @@ def _attach_csv_folder(
             raise SourceError(f"{path}: header lacks the column {missing[0]}")
         # Every column is read as text first: types come from schemas/, never guessed.
         # Lines that do not parse are kept aside by DuckDB with their line numbers.
-        spec = ", ".join(f"{_literal(f'c{i}')}: 'VARCHAR'" for i in range(len(header)))
+        spec = ", ".join(f"{literal(f'c{i}')}: 'VARCHAR'" for i in range(len(header)))
         relation = (
-            f"(SELECT {', '.join(f'c{i} AS {_quote(h)}' for i, h in enumerate(header))} "
-            f"FROM read_csv({_literal(str(path))}, header=true, auto_detect=false, "
+            f"(SELECT {', '.join(f'c{i} AS {quote(h)}' for i, h in enumerate(header))} "
+            f"FROM read_csv({literal(str(path))}, header=true, auto_detect=false, "
             f"columns={{{spec}}}, nullstr='', quote='\"', escape='\"', store_rejects=true))"
         )
         con.execute(f"SELECT count(*) FROM {relation}").fetchone()  # read it all once
@@ -133,9 +125,9 @@ def _attach_csv_folder(
 
 def _attach_duckdb(con: duckdb.DuckDBPyConnection, path: Path, tables: list[SourceTable]) -> None:
     try:
-        con.execute(f"ATTACH {_literal(str(path))} AS warehouse (READ_ONLY)")
+        con.execute(f"ATTACH {literal(str(path))} AS warehouse (READ_ONLY)")
     except duckdb.Error as exc:
-        raise SourceError(f"{path}: not a readable DuckDB warehouse: {_first_line(exc)}") from None
+        raise SourceError(f"{path}: not a readable DuckDB warehouse: {first_line(exc)}") from None
     for table in tables:
         present = [
             r[0].upper()
@@ -151,11 +143,7 @@ def _attach_duckdb(con: duckdb.DuckDBPyConnection, path: Path, tables: list[Sour
         def row_of(row: int, name: str = table.name) -> str:
             return f"{path}: table {name}, row {row}" if row else f"{path}: table {name}"
 
-        _typed_view(con, table, f"warehouse.main.{_quote(table.name)}", present, row_of)
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        _typed_view(con, table, f"warehouse.main.{quote(table.name)}", present, row_of)
 
 
 def new_snapshot_path(folder: Path, now: datetime) -> Path:
@@ -218,39 +206,23 @@ def extract(
 
     started = datetime.now(UTC)
     final = new_snapshot_path(snapshots, started)
-    tmp = final.with_name(f".{final.name}.tmp")
     rows: dict[str, int] = {}
-    try:
-        con = duckdb.connect(str(tmp))
-        try:
-            if warehouse.is_dir():
-                _attach_csv_folder(con, warehouse, needed)
-            else:
-                _attach_duckdb(con, warehouse, needed)
-            for q in queries:
-                try:
-                    con.execute(f"CREATE TABLE main.{_quote(q.name)} AS {duck_sql[q.name]}")
-                except duckdb.Error as exc:
-                    raise SourceError(
-                        f"{q.path}: failed on {warehouse}: {_first_line(exc)}"
-                    ) from None
-                (count,) = con.execute(
-                    f"SELECT count(*) FROM main.{_quote(q.name)}"
-                ).fetchone() or (0,)
-                rows[q.name] = int(count)
-                log.info("extracted %s rows into %s", count, q.name)
-                if on_table:
-                    on_table(q.name, int(count))
-            _refuse_rejected_lines(con)
-            _record_metadata(con, queries, rows, str(warehouse.resolve()), started)
-            con.execute("CHECKPOINT")
-        finally:
-            con.close()
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, final)
-    except BaseException:
-        for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
-            leftover.unlink(missing_ok=True)
-        raise
+    with write_once(final) as con:
+        if warehouse.is_dir():
+            _attach_csv_folder(con, warehouse, needed)
+        else:
+            _attach_duckdb(con, warehouse, needed)
+        for q in queries:
+            try:
+                con.execute(f"CREATE TABLE main.{quote(q.name)} AS {duck_sql[q.name]}")
+            except duckdb.Error as exc:
+                raise SourceError(f"{q.path}: failed on {warehouse}: {first_line(exc)}") from None
+            (count,) = con.execute(f"SELECT count(*) FROM main.{quote(q.name)}").fetchone() or (0,)
+            rows[q.name] = int(count)
+            log.info("extracted %s rows into %s", count, q.name)
+            if on_table:
+                on_table(q.name, int(count))
+        _refuse_rejected_lines(con)
+        _record_metadata(con, queries, rows, str(warehouse.resolve()), started)
     seconds = (datetime.now(UTC) - started).total_seconds()
     return ExtractResult(final, rows, seconds)

@@ -159,6 +159,7 @@ class PackageWriter:
             if archive is not None:
                 archive.close()
         for z in made:
+            os.chmod(z.temporary, 0o600)  # personal data: owner only, like snapshots
             z.zip_bytes = os.path.getsize(z.temporary)
             log.info("wrote %s: %s users in %s", z.path.name, z.users, ", ".join(z.members))
         return made

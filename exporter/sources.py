@@ -10,6 +10,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, ParseError, UnsupportedError
 
+from exporter.duck import quote
 from exporter.errors import SqlError
 from exporter.project import Project
 
@@ -23,6 +24,11 @@ class SourceTable:
 
     name: str
     columns: dict[str, str]
+
+    def ddl(self) -> str:
+        """CREATE TABLE for an empty copy of this table in DuckDB."""
+        cols = ", ".join(f"{quote(c)} {t}" for c, t in self.columns.items())
+        return f"CREATE TABLE {quote(self.name)} ({cols})"
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ def test_package_single_file_when_under_the_limit(tmp_path: Path) -> None:
         root = etree.fromstring(zf.read(info))
     assert root.tag == "userRecords" and len(root) == 100
     assert made.users == 100
+    assert made.path.stat().st_mode & 0o777 == 0o600
 
 
 def test_package_splits_xml_at_size_limit_into_complete_documents(tmp_path: Path) -> None:
