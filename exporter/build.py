@@ -15,13 +15,16 @@ from pathlib import Path
 
 import duckdb
 
-from exporter.duck import first_line, quote, write_once
+from exporter.duck import first_line, limit_memory, quote, write_once
 from exporter.errors import BuildError, SnapshotError
 from exporter.models import RUN_CONTEXT, load_models, load_seeds
 from exporter.project import ExportSettings, Project
 from exporter.sources import load_extracts, load_sources
 
 log = logging.getLogger(__name__)
+
+#: How the final model is stored, and so the order records are written in.
+EXPORT_ORDER = "patron_type, record_key"
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,12 @@ def _check_accounting(con: duckdb.DuckDBPyConnection, settings: ExportSettings) 
 
 
 def _build_models(con: duckdb.DuckDBPyConnection, project: Project, as_of: date) -> dict[str, int]:
-    """Load seeds, the run context and macros, then every model in dependency order."""
+    """Load seeds, the run context and macros, then every model in dependency order.
+
+    The final model is stored in export order (patron type, then record key), so the
+    export streams it as stored: no sort, and memory that does not grow with patrons.
+    """
+    final = project.settings().final_model
     models = load_models(project)
     model_rows: dict[str, int] = {}
     for seed in load_seeds(project):
@@ -110,7 +118,8 @@ def _build_models(con: duckdb.DuckDBPyConnection, project: Project, as_of: date)
     for model in models:
         t0 = time.perf_counter()
         try:
-            con.execute(f"CREATE TABLE {quote(model.name)} AS {model.sql}")
+            order = f" ORDER BY {EXPORT_ORDER}" if model.name == final else ""
+            con.execute(f"CREATE TABLE {quote(model.name)} AS SELECT * FROM ({model.sql}){order}")
         except duckdb.Error as exc:
             raise BuildError(f"{model.path}: {first_line(exc)}") from None
         (n,) = con.execute(f"SELECT count(*) FROM {quote(model.name)}").fetchone() or (0,)
@@ -153,6 +162,7 @@ def build(project: Project, snapshot: Path, database: Path, as_of: date) -> Buil
             f"cannot create the build folder {database.parent}: {exc.strerror}"
         ) from None
     with write_once(database) as con:
+        limit_memory(con, database.parent / ".spill")
         open_snapshot(con, snapshot)
         model_rows = _build_models(con, project, as_of)
         accounting = _check_accounting(con, settings)

@@ -26,6 +26,13 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def limit_memory(con: duckdb.DuckDBPyConnection, spill: Path) -> None:
+    """Cap DuckDB's memory (PATRONLOAD_MEMORY_LIMIT, default 600MB); spill to `spill`."""
+    limit = os.environ.get("PATRONLOAD_MEMORY_LIMIT", "600MB")
+    con.execute(f"SET memory_limit = {literal(limit)}")
+    con.execute(f"SET temp_directory = {literal(str(spill))}")
+
+
 def _remove_temporary(tmp: Path) -> None:
     for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
         leftover.unlink(missing_ok=True)

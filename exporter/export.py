@@ -1,28 +1,41 @@
-"""Export stage: stream the final model of a build into validated zips in the outbox."""
+"""Export stage: stream the final model of a build into validated zips in the outbox.
+
+DuckDB writes each record's XML (exporter.xmlsql); its Arrow string buffers go to
+the zip as they are, without becoming Python strings. A reader thread fetches the
+next batch while the main thread compresses the last one; DuckDB and zlib both
+release the GIL, so the two overlap on separate cores.
+"""
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from exporter.build import BuildResult
 from exporter.duck import quote
-from exporter.errors import ExportError, ValidationError
-from exporter.package import Limits, PackageWriter, ZipFile
+from exporter.errors import ExportError
+from exporter.package import Chunk, Limits, PackageWriter, ZipFile
 from exporter.project import Project
-from exporter.xmlwrite import RecordWriter, shape_of
+from exporter.xmlsql import compile_record, constant_values
+from exporter.xmlwrite import shape_of
 
 log = logging.getLogger(__name__)
 
 #: Columns of the final model that steer the export and are not part of the record.
 GROUP_COLUMN = "patron_type"
 KEY_COLUMN = "record_key"
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -35,6 +48,13 @@ class ExportResult:
     truncated_values: int
     write_seconds: float
     validate_seconds: float
+
+
+@dataclass
+class _Counts:
+    truncated: int = 0
+    removed: int = 0
+    users: dict[str, int] = field(default_factory=dict)
 
 
 def _record_column(con: duckdb.DuckDBPyConnection, model: str) -> tuple[str, Any]:
@@ -52,16 +72,55 @@ def _record_column(con: duckdb.DuckDBPyConnection, model: str) -> tuple[str, Any
     return record[0], columns[record[0]]
 
 
-def _batches(
-    con: duckdb.DuckDBPyConnection, sql: str, params: list[Any], size: int
-) -> Iterator[list[Any]]:
-    """The query's single column in batches of Python values, through Arrow.
+def prefetch(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """Iterate `items` in a background thread, at most `depth` ahead of the consumer."""
+    done = object()
+    slots: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
 
-    Arrow's conversion of nested structs is several times faster than the
-    DB-API's row tuples, and the reader streams: one batch in memory at a time.
-    """
-    for batch in con.sql(sql, params=params).to_arrow_reader(size):
-        yield batch.column(0).to_pylist()
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        slots.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            slots.put(done)
+        except BaseException as exc:  # handed to the consumer, raised there
+            slots.put(exc)
+
+    thread = threading.Thread(target=produce, name="prefetch", daemon=True)
+    thread.start()
+    try:
+        while (item := slots.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _chunks(reader: Any, counts: _Counts) -> Iterator[Chunk]:
+    """Chunks over the XML column of each Arrow batch, sharing its memory."""
+    for batch in reader:
+        xml = batch.column(0)
+        if pa.types.is_large_string(xml.type):
+            view = memoryview(xml.buffers()[1]).cast("q")
+        elif pa.types.is_string(xml.type):
+            view = memoryview(xml.buffers()[1]).cast("i")
+        else:
+            raise ExportError(f"unexpected Arrow type {xml.type} for the XML column")
+        data = xml.buffers()[2]
+        offs = view[xml.offset : xml.offset + len(xml) + 1]
+        base = offs[0]
+        counts.truncated += pc.sum(batch.column(1)).as_py() or 0
+        counts.removed += pc.sum(batch.column(2)).as_py() or 0
+        yield Chunk(memoryview(data)[base : offs[-1]], [o - base for o in offs[1:]])
 
 
 def export(
@@ -72,11 +131,12 @@ def export(
     limits: Limits,
     *,
     root_element: str | None = None,
-    batch_rows: int = 5000,
+    batch_rows: int = 10_000,
     on_users: Callable[[str, int], None] | None = None,
 ) -> ExportResult:
-    """Write one zip set per patron type, validate them all, then publish them together."""
-    from exporter.validate import validate_zips  # lxml is only needed from here on
+    """Write one zip set per patron type, validating every record as it goes, then
+    publish them together."""
+    from exporter.checkchunks import ChunkChecker  # lxml is only needed from here on
 
     settings = project.settings()
     try:
@@ -84,52 +144,62 @@ def export(
     except OSError as exc:
         raise ExportError(f"cannot create the outbox {outbox}: {exc.strerror}") from None
     con = duckdb.connect(str(built.database), read_only=True)
-    writer_pkg = PackageWriter(
+    package = PackageWriter(
         outbox, stamp, built.as_of, root_element or settings.root_element, limits
     )
-    users: dict[str, int] = {}
+    counts = _Counts()
+    root = root_element or settings.root_element
+    checker = ChunkChecker(project.xsd_file, root)
     try:
         t0 = time.perf_counter()
         column, duck_type = _record_column(con, settings.final_model)
-        writer = RecordWriter(column, shape_of(duck_type), settings.max_value_length)
-        sql = (
-            f"SELECT {quote(column)} FROM {quote(settings.final_model)} "
-            f"WHERE {GROUP_COLUMN} = ? ORDER BY {KEY_COLUMN}"
+        shape = shape_of(duck_type)
+        rows = (
+            f"SELECT {quote(column)} AS r, {KEY_COLUMN} FROM {quote(settings.final_model)} "
+            f"WHERE {GROUP_COLUMN} = ?"
         )
         for acct in built.accounting:
+            params = [acct.patron_type]
+            constants = constant_values(con, rows, params, shape)
+            record = compile_record(column, shape, settings.max_value_length, constants)
+            sql = (
+                f"SELECT {record.xml} AS xml, {record.truncated} AS truncated, "
+                f"{record.removed} AS removed FROM (SELECT r, {record.fast} AS x, {KEY_COLUMN} "
+                f"FROM ({rows}))"  # stored in export order by the build; read as stored
+            )
+            log.info("%s: %d constant parts of the record", acct.patron_type, len(constants))
+            reader = con.sql(sql, params=params).to_arrow_reader(batch_rows)
 
-            def records(patron_type: str = acct.patron_type) -> Iterator[list[str]]:
-                for rows in _batches(con, sql, [patron_type], batch_rows):
-                    yield writer.records(rows)
+            def progress(chunks: Iterator[Chunk], patron_type: str) -> Iterator[Chunk]:
+                for chunk in chunks:
+                    checker.submit(patron_type, chunk.data, list(chunk.ends))
+                    yield chunk
                     if on_users:
-                        on_users(patron_type, len(rows))
+                        on_users(patron_type, chunk.count)
 
+            chunks = progress(prefetch(_chunks(reader, counts)), acct.patron_type)
             try:
-                made = writer_pkg.write_type(acct.patron_type, records())
+                made = package.write_type(acct.patron_type, chunks)
             except OSError as exc:
                 raise ExportError(f"cannot write to the outbox {outbox}: {exc.strerror}") from None
-            users[acct.patron_type] = sum(z.users for z in made)
+            counts.users[acct.patron_type] = sum(z.users for z in made)
         write_seconds = time.perf_counter() - t0
 
         t1 = time.perf_counter()
-        problems = validate_zips([z.temporary for z in writer_pkg.zips], project.xsd_file)
-        if problems:
-            shown = "; ".join(str(p) for p in problems[:3])
-            raise ValidationError(
-                f"{len(problems)} problem(s) in the produced XML, nothing published: {shown}"
-            )
+        checker.finish()  # the records still being validated when the writing ended
         validate_seconds = time.perf_counter() - t1
-        writer_pkg.publish()
+        package.publish()
     except BaseException:
-        writer_pkg.discard()
+        checker.close()
+        package.discard()
         raise
     finally:
         con.close()
     return ExportResult(
-        writer_pkg.zips,
-        users,
-        writer.sanitizer.removed_chars,
-        writer.sanitizer.truncated_values,
+        package.zips,
+        counts.users,
+        counts.removed,
+        counts.truncated,
         write_seconds,
         validate_seconds,
     )

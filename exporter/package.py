@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 import os
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from itertools import accumulate
 from pathlib import Path
 
 from exporter.errors import ExportError
@@ -31,6 +32,31 @@ class Limits:
     max_zip_bytes: int = 4 * 10**9
     max_zips: int = 20
     compresslevel: int = 6
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Consecutive records as UTF-8 bytes; record i is data[ends[i-1]:ends[i]]."""
+
+    data: bytes | memoryview
+    ends: Sequence[int]
+
+    @property
+    def count(self) -> int:
+        return len(self.ends)
+
+    def records(self) -> Iterator[bytes | memoryview]:
+        start = 0
+        view = memoryview(self.data)
+        for end in self.ends:
+            yield view[start:end]
+            start = end
+
+    @classmethod
+    def of(cls, records: Iterable[str]) -> Chunk:
+        """A chunk of records given as text (each ending with a newline)."""
+        encoded = [r.encode() for r in records]
+        return cls(b"".join(encoded), list(accumulate(len(e) for e in encoded)))
 
 
 @dataclass
@@ -68,8 +94,8 @@ class PackageWriter:
         part = "" if n == 1 else f"_{n}"
         return f"{patron_type}_{self.stamp}{part}.{suffix}"
 
-    def write_type(self, patron_type: str, records: Iterable[list[str]]) -> list[ZipFile]:
-        """Write every record of one patron type; `records` yields batches of XML lines."""
+    def write_type(self, patron_type: str, chunks: Iterable[Chunk]) -> list[ZipFile]:
+        """Write every record of one patron type, given as chunks of XML lines."""
         header = f'<?xml version="1.0" encoding="UTF-8"?>\n<{self.root}>\n'.encode()
         footer = f"</{self.root}>\n".encode()
         limit = self.limits.max_xml_bytes
@@ -130,27 +156,25 @@ class PackageWriter:
 
         try:
             start_member()
-            for batch in records:
-                data = "".join(batch).encode()
-                if size + len(data) + len(footer) <= limit:
+            for chunk in chunks:
+                if size + len(chunk.data) + len(footer) <= limit:
                     assert member is not None and current is not None
-                    member.write(data)
-                    size += len(data)
-                    current.users += len(batch)
+                    member.write(chunk.data)
+                    size += len(chunk.data)
+                    current.users += chunk.count
                     continue
-                for record in batch:  # the batch crosses the limit: place record by record
-                    chunk = record.encode()
-                    if len(header) + len(chunk) + len(footer) > limit:
+                for record in chunk.records():  # it crosses the limit: place record by record
+                    if len(header) + len(record) + len(footer) > limit:
                         raise ExportError(
-                            f"one {patron_type} record is {len(chunk)} bytes, more than the XML "
+                            f"one {patron_type} record is {len(record)} bytes, more than the XML "
                             f"size limit of {limit} bytes"
                         )
-                    if size + len(chunk) + len(footer) > limit:
+                    if size + len(record) + len(footer) > limit:
                         end_member()
                         start_member()
                     assert member is not None and current is not None
-                    member.write(chunk)
-                    size += len(chunk)
+                    member.write(record)
+                    size += len(record)
                     current.users += 1
             end_member()
         finally:

@@ -12,13 +12,13 @@ import pytest
 from lxml import etree
 
 from exporter.errors import ExportError
-from exporter.package import Limits, PackageWriter
+from exporter.package import Chunk, Limits, PackageWriter
 
 
-def records(n: int, batch: int = 7) -> Iterator[list[str]]:
+def records(n: int, batch: int = 7) -> Iterator[Chunk]:
     lines = [f"<user><primary_id>P{i:05d}</primary_id></user>\n" for i in range(n)]
     for i in range(0, n, batch):
-        yield lines[i : i + batch]
+        yield Chunk.of(lines[i : i + batch])
 
 
 def writer(tmp_path: Path, **limits: int) -> PackageWriter:
@@ -79,7 +79,7 @@ def test_package_refuses_more_than_the_zip_limit_and_leaves_nothing(tmp_path: Pa
 
 def test_package_refuses_a_record_larger_than_the_limit(tmp_path: Path) -> None:
     pkg = writer(tmp_path, max_xml_bytes=1024)
-    big = [["<user><x>" + "y" * 2000 + "</x></user>\n"]]
+    big = [Chunk.of(["<user><x>" + "y" * 2000 + "</x></user>\n"])]
     with pytest.raises(
         ExportError, match="one staff record is 2021 bytes, more than the XML size limit"
     ):

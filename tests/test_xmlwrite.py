@@ -1,4 +1,4 @@
-"""The compiled writer against its definition, xmltodict.unparse on the row without NULLs."""
+"""The SQL writer against its definition, xmltodict.unparse on the row without NULLs."""
 
 from __future__ import annotations
 
@@ -6,16 +6,17 @@ from typing import Any
 
 import duckdb
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from exporter.errors import ExportError
-from exporter.xmlwrite import ILLEGAL_XML_CHARS, RecordWriter, Sanitizer, reference_xml, shape_of
+from exporter.xmlsql import compile_record, constant_values
+from exporter.xmlwrite import ILLEGAL_XML_CHARS, Sanitizer, reference_xml, shape_of
 
 NAMES = st.sampled_from(["a", "b", "line1", "user_group", "x_y", "phone"])
 TEXT = st.text(
     alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",))
-    | st.sampled_from("&<>\"'\n\r\t\x0b"),
+    | st.sampled_from("&<>\"'\n\r\t\x0b\x01\ufffe"),
     max_size=12,
 )
 
@@ -23,14 +24,14 @@ TEXT = st.text(
 @st.composite
 def shapes(draw: st.DrawFn, depth: int = 0) -> tuple[Any, ...]:
     """A random nested record type: text leaves, lists, structs with attributes and text."""
-    if depth >= 3:
-        return ("varchar",)
-    kind = draw(st.sampled_from(["varchar", "list", "struct", "struct"]))
+    kind = (
+        "varchar" if depth >= 3 else draw(st.sampled_from(["varchar", "list", "struct", "struct"]))
+    )
     if kind == "varchar":
         return ("varchar",)
     if kind == "list":
         return ("list", draw(shapes(depth + 1)))
-    names = draw(st.lists(NAMES, min_size=0, max_size=4, unique=True))
+    names = draw(st.lists(NAMES, min_size=1, max_size=4, unique=True))
     fields: list[tuple[str, Any]] = [(n, draw(shapes(depth + 1))) for n in names]
     for attr in draw(st.lists(st.sampled_from(["@desc", "@preferred"]), max_size=2, unique=True)):
         fields.insert(draw(st.integers(0, len(fields))), (attr, ("varchar",)))
@@ -40,58 +41,92 @@ def shapes(draw: st.DrawFn, depth: int = 0) -> tuple[Any, ...]:
 
 
 @st.composite
-def values(draw: st.DrawFn, shape: tuple[Any, ...]) -> Any:
-    """A random value of a shape, NULLs included."""
+def values(draw: st.DrawFn, shape: tuple[Any, ...], constant: Any = None) -> Any:
+    """A random value of a shape, NULLs included; often the same as `constant`."""
+    if constant is not None and draw(st.booleans()):
+        return constant
     if draw(st.integers(0, 5)) == 0:
         return None
     if shape[0] == "varchar":
         return draw(TEXT)
     if shape[0] == "list":
-        return draw(st.lists(values(shape[1]), max_size=3))
+        return draw(st.lists(values(shape[1]), max_size=5))
     return {name: draw(values(sub)) for name, sub in shape[1]}
 
 
+def duck_type(shape: tuple[Any, ...]) -> str:
+    if shape[0] == "varchar":
+        return "VARCHAR"
+    if shape[0] == "list":
+        return duck_type(shape[1]) + "[]"
+    return "STRUCT(" + ", ".join(f'"{n}" {duck_type(s)}' for n, s in shape[1]) + ")"
+
+
 @st.composite
-def typed_rows(draw: st.DrawFn) -> tuple[tuple[Any, ...], Any]:
-    fields = draw(shapes(1).filter(lambda s: s[0] == "struct"))
-    row = draw(values(fields))
-    return fields, row if row is not None else {name: None for name, _ in fields[1]}
+def tables(draw: st.DrawFn) -> tuple[tuple[Any, ...], list[Any]]:
+    """A record type and a few rows of it, sharing parts so that constants are found."""
+    shape = draw(shapes(1).filter(lambda s: s[0] == "struct"))
+    first = draw(values(shape))
+    rows = [first] + draw(st.lists(values(shape, first), min_size=0, max_size=3))
+    return shape, [r if r is not None else {n: None for n, _ in shape[1]} for r in rows]
 
 
-@settings(max_examples=400, deadline=None)
-@given(typed_rows(), st.integers(min_value=1, max_value=8))
-def test_writer_equals_xmltodict_reference(
-    case: tuple[tuple[Any, ...], Any], max_length: int
+def write_with_sql(shape: tuple[Any, ...], rows: list[Any], max_length: int) -> list[Any]:
+    con = duckdb.connect()
+    con.execute(f"CREATE TABLE t (i INTEGER, r {duck_type(shape)})")
+    con.executemany("INSERT INTO t VALUES (?, ?)", list(enumerate(rows)))
+    assert shape_of(con.table("t").types[1]) == shape
+    source = "SELECT r, i FROM t"
+    record = compile_record("user", shape, max_length, constant_values(con, source, [], shape))
+    return con.execute(
+        f"SELECT {record.xml}, {record.truncated}, {record.removed} "
+        f"FROM (SELECT r, i, {record.fast} AS x FROM ({source})) ORDER BY i"
+    ).fetchall()
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tables(), st.integers(min_value=1, max_value=8))
+def test_sql_writer_equals_xmltodict_reference(
+    case: tuple[Any, list[Any]], max_length: int
 ) -> None:
-    shape, row = case
-    writer = RecordWriter("user", shape, max_length)
-    (written,) = writer.records([row])
-    expected = reference_xml("user", Sanitizer(max_length).sanitize(row))
-    assert written == expected + "\n"
-    assert not ILLEGAL_XML_CHARS.search(written)
+    shape, rows = case
+    for row, (xml, truncated, removed) in zip(
+        rows, write_with_sql(shape, rows, max_length), strict=True
+    ):
+        sanitizer = Sanitizer(max_length)
+        assert xml == reference_xml("user", sanitizer.sanitize(row)) + "\n"
+        assert (truncated, removed) == (sanitizer.truncated_values, sanitizer.removed_chars)
+        assert not ILLEGAL_XML_CHARS.search(xml)
 
 
-def test_writer_counts_removed_characters_and_cut_values() -> None:
+def test_sql_writer_counts_removed_characters_and_cut_values() -> None:
     shape = ("struct", (("@desc", ("varchar",)), ("name", ("varchar",))))
-    writer = RecordWriter("user", shape, 5)
-    out = writer.records(
-        [{"@desc": "a\x01b", "name": "abcdefgh"}, {"@desc": "ok", "name": "\x0bxyz123"}]
+    rows = [{"@desc": "a\x01b", "name": "abcdefgh"}, {"@desc": "ok", "name": "\x0bxyz123"}]
+    assert write_with_sql(shape, rows, 5) == [
+        ('<user desc="ab"><name>abcde</name></user>\n', 1, 1),
+        ('<user desc="ok"><name>xyz12</name></user>\n', 1, 1),
+    ]
+
+
+def test_sql_writer_inlines_parts_that_never_change() -> None:
+    shape = (
+        "struct",
+        (
+            ("kind", ("struct", (("@desc", ("varchar",)), ("#text", ("varchar",))))),
+            ("id", ("varchar",)),
+        ),
     )
-    assert out == [
-        '<user desc="ab"><name>abcde</name></user>\n',
-        '<user desc="ok"><name>xyz12</name></user>\n',
-    ]
-    assert writer.sanitizer.removed_chars == 2
-    assert writer.sanitizer.truncated_values == 2
-
-
-def test_writer_compiles_from_duckdb_struct_type() -> None:
-    rel = duckdb.sql("SELECT {'@desc': 'D', '#text': 'c', 'kids': ['x', NULL, '']} AS user")
-    shape = shape_of(rel.types[0])
-    ((row,),) = rel.fetchall()
-    assert RecordWriter("user", shape, 255).records([row]) == [
-        '<user desc="D"><kids>x</kids><kids/>c</user>\n'
-    ]
+    rows = [{"kind": {"@desc": "Public", "#text": "P"}, "id": str(i)} for i in range(3)]
+    con = duckdb.connect()
+    con.execute(f"CREATE TABLE t (r {duck_type(shape)})")
+    con.executemany("INSERT INTO t VALUES (?)", [[r] for r in rows])
+    constants = constant_values(con, "SELECT r FROM t", [], shape)
+    assert constants == {
+        "r['kind']": {"@desc": "Public", "#text": "P"},
+        "r['kind']['@desc']": "Public",
+        "r['kind']['#text']": "P",
+    }
+    assert '<kind desc="Public">P</kind>' in compile_record("user", shape, 255, constants).fast
 
 
 def test_writer_refuses_non_text_leaves_with_a_fix() -> None:

@@ -1,0 +1,306 @@
+"""XML written by DuckDB: the record type compiled once into SQL expressions.
+
+The SQL means exactly what `xmlwrite.reference_xml` defines (xmltodict on the row
+without NULLs, after `Sanitizer`): it is generated from the final model's STRUCT
+type, element by element, and DuckDB evaluates it vectorised and in parallel, so
+Python only moves finished bytes. A property test holds the two together on random
+types and values.
+
+Forbidden XML characters are rare, so each record is written on a fast path that
+only cuts long values; a record whose text shows a forbidden character is written
+again on a path that also removes them from every value (`safe`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+
+from exporter.duck import literal
+from exporter.xmlwrite import Sanitizer, Shape, reference_xml
+
+#: RE2 class of the characters XML 1.0 forbids (the same as xmlwrite.ILLEGAL_XML_CHARS).
+ILLEGAL_RE2 = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x{FFFE}\x{FFFF}]"
+_ILLEGAL = literal(ILLEGAL_RE2)
+
+#: List items written by index before falling back to a lambda (see _Writer.element).
+INLINE_ITEMS = 3
+
+
+def _field(expr: str, key: str) -> str:
+    return f"{expr}[{literal(key)}]"
+
+
+def _escape(expr: str) -> str:
+    return f"replace(replace(replace({expr}, '&', '&amp;'), '<', '&lt;'), '>', '&gt;')"
+
+
+def _quoteattr(expr: str) -> str:
+    """saxutils.quoteattr: escape, encode white space, pick the quote that needs no escape."""
+    q = _escape(expr)
+    for char, entity in ((10, "&#10;"), (13, "&#13;"), (9, "&#9;")):
+        q = f"replace({q}, chr({char}), '{entity}')"
+    dq, sq = "'\"'", "''''"
+    return (
+        f"CASE WHEN NOT contains({expr}, {dq}) THEN concat({dq}, {q}, {dq}) "
+        f"WHEN NOT contains({expr}, {sq}) THEN concat({sq}, {q}, {sq}) "
+        f"ELSE concat({dq}, replace({q}, {dq}, '&quot;'), {dq}) END"
+    )
+
+
+class _Writer:
+    """Generates the XML expression of one path (fast or safe).
+
+    Strings are joined with the variadic concat(), which builds each record once;
+    a chain of binary || copies the growing record at every step.
+    """
+
+    def __init__(self, max_length: int, safe: bool, constants: dict[str, Any]) -> None:
+        self.limit = max_length
+        self.safe = safe
+        self.lambdas = 0
+        self.constants = constants
+
+    def clean(self, expr: str) -> str:
+        return f"regexp_replace({expr}, {_ILLEGAL}, '', 'g')" if self.safe else expr
+
+    def fit(self, expr: str) -> str:
+        """The value as written: cleaned (on the safe path) and cut; constants pre-made."""
+        if expr in self.constants:
+            value = self.constants[expr]
+            if value is None:
+                return "NULL::VARCHAR"
+            return f"CASE WHEN {expr} IS NULL THEN NULL ELSE {literal(Sanitizer(self.limit).clean(value))} END"
+        return f"left({self.clean(expr)}, {self.limit})"
+
+    def is_empty_text(self, expr: str) -> str:
+        """True when a text value writes nothing: NULL, or empty once cleaned."""
+        if expr in self.constants:
+            value = self.constants[expr]
+            return (
+                "TRUE"
+                if value is None or not Sanitizer(self.limit).clean(value)
+                else f"{expr} IS NULL"
+            )
+        return f"coalesce({self.clean(expr)}, '') = ''"
+
+    def has_output(self, expr: str, shape: Shape) -> str:
+        """True when a child value writes anything (NULL and empty lists write nothing)."""
+        if shape[0] == "list":
+            return f"coalesce(list_count({expr}), 0) > 0"
+        return f"{expr} IS NOT NULL"
+
+    def element(self, name: str, expr: str, shape: Shape) -> str:
+        """SQL text of element `name` for value `expr`; '' when the value is NULL."""
+        if expr in self.constants:  # the same wherever present: written once, by the reference
+            value = self.constants[expr]
+            if value is None:
+                return "''"
+            text = literal(reference_xml(name, Sanitizer(self.limit).sanitize(value)))
+            return f"CASE WHEN {expr} IS NULL THEN '' ELSE {text} END"
+        kind = shape[0]
+        if kind == "varchar":
+            return (
+                f"CASE WHEN {expr} IS NULL THEN '' WHEN {self.clean(expr)} = '' THEN '<{name}/>' "
+                f"ELSE concat('<{name}>', {_escape(self.fit(expr))}, '</{name}>') END"
+            )
+        if kind == "list":
+            # Lists in a record are short: their first items are written by index,
+            # vectorised (an index past the end is NULL and writes nothing); only a
+            # longer list pays for the per-row lambda.
+            items = [
+                self.element(name, f"{expr}[{i}]", shape[1]) for i in range(1, INLINE_ITEMS + 1)
+            ]
+            self.lambdas += 1
+            var = f"e{self.lambdas}"
+            each = self.element(name, var, shape[1])
+            return (
+                f"CASE WHEN {expr} IS NULL THEN '' WHEN len({expr}) <= {INLINE_ITEMS} "
+                f"THEN concat({', '.join(items)}) "
+                f"ELSE array_to_string(list_transform({expr}, lambda {var}: {each}), '') END"
+            )
+        fields = shape[1]
+        start = [f"'<{name}'"] + [
+            f"CASE WHEN {_field(expr, key)} IS NULL THEN '' "
+            f"ELSE concat(' {key[1:]}=', {_quoteattr(self.fit(_field(expr, key)))}) END"
+            for key, _ in fields
+            if key.startswith("@")
+        ]
+        children = [(k, sub) for k, sub in fields if not k.startswith("@") and k != "#text"]
+        body = [self.element(k, _field(expr, k), sub) for k, sub in children]
+        writes = [self.has_output(_field(expr, k), sub) for k, sub in children]
+        if any(key == "#text" for key, _ in fields):
+            text = _field(expr, "#text")
+            body.append(_escape(self.fit(text)))  # concat() writes NULL as nothing
+            writes.append(f"NOT ({self.is_empty_text(text)})")
+        if not body:
+            return f"CASE WHEN {expr} IS NULL THEN '' ELSE concat({', '.join(start)}, '/>') END"
+        return (
+            f"CASE WHEN {expr} IS NULL THEN '' ELSE concat({', '.join(start)}, "
+            f"CASE WHEN {' OR '.join(writes)} THEN concat('>', {', '.join(body)}, '</{name}>') "
+            f"ELSE '/>' END) END"
+        )
+
+
+def _total(
+    expr: str,
+    shape: Shape,
+    term: Callable[[str], str],
+    constants: dict[str, Any],
+    fixed: Callable[[Any], int],
+    depth: int = 0,
+) -> str:
+    """Sum of `term(v)` over every text value v under `expr`.
+
+    A constant part counts `fixed(value)` in each row where it is present.
+    """
+    if expr in constants:
+        value = constants[expr]
+        n = fixed(value) if value is not None else 0
+        return f"(CASE WHEN {expr} IS NULL THEN 0 ELSE {n} END)" if n else "0"
+    kind = shape[0]
+    if kind == "varchar":
+        return f"coalesce({term(expr)}, 0)"
+    if kind == "list":  # inlined like _Writer's lists; a longer list takes the lambda
+        items = [
+            _total(f"{expr}[{i}]", shape[1], term, constants, fixed, depth)
+            for i in range(1, INLINE_ITEMS + 1)
+        ]
+        var = f"t{depth}"
+        each = _total(var, shape[1], term, {}, fixed, depth + 1)
+        return (
+            f"CASE WHEN {expr} IS NULL THEN 0 WHEN len({expr}) <= {INLINE_ITEMS} "
+            f"THEN {' + '.join(items)} "
+            f"ELSE coalesce(list_sum(list_transform({expr}, lambda {var}: {each})), 0) END"
+        )
+    parts = [_total(_field(expr, k), sub, term, constants, fixed, depth) for k, sub in shape[1]]
+    return "(" + " + ".join(parts) + ")" if parts else "0"
+
+
+def _paths(expr: str, shape: Shape) -> Iterator[tuple[str, Shape]]:
+    """Every value path the writer names: struct fields and the inlined list items."""
+    yield expr, shape
+    if shape[0] == "struct":
+        for key, sub in shape[1]:
+            yield from _paths(_field(expr, key), sub)
+    elif shape[0] == "list":
+        for i in range(1, INLINE_ITEMS + 1):
+            yield from _paths(f"{expr}[{i}]", shape[1])
+
+
+def constant_values(
+    con: duckdb.DuckDBPyConnection, rows: str, params: list[Any], shape: Shape
+) -> dict[str, Any]:
+    """The parts of record `r` in `rows` (SQL) that are the same wherever present.
+
+    A path maps to its value, or to None when it is NULL in every row. Text and
+    lists are compared with min and max; a struct is constant when each field is
+    constant and present exactly when the struct is (or never). One scan finds all.
+    """
+    paths = list(_paths("r", shape))
+    aggregates = []
+    for expr, sub in paths:
+        aggregates.append(f"count({expr})")
+        if sub[0] != "struct":
+            aggregates.append(f"min({expr}) IS NOT DISTINCT FROM max({expr})")
+            aggregates.append(f"min({expr})")
+    (row,) = con.execute(f"SELECT {', '.join(aggregates)} FROM ({rows})", params).fetchall()
+    values = iter(row)
+    seen: dict[str, tuple[int, bool, Any]] = {}
+    for expr, sub in paths:
+        count = next(values)
+        same, value = (next(values), next(values)) if sub[0] != "struct" else (True, None)
+        seen[expr] = (count, bool(same), value)
+    constants: dict[str, Any] = {}
+
+    def resolve(expr: str, sub: Shape) -> bool:
+        count, same, value = seen[expr]
+        if sub[0] == "list":
+            for i in range(1, INLINE_ITEMS + 1):
+                resolve(f"{expr}[{i}]", sub[1])
+        if count == 0:
+            constants[expr] = None
+        elif sub[0] != "struct":
+            if same:
+                constants[expr] = value
+        else:
+            fields = [(_field(expr, k), s) for k, s in sub[1]]
+            fixed = [resolve(f, s) for f, s in fields]
+            if all(fixed) and all(seen[f][0] in (0, count) for f, _ in fields):
+                constants[expr] = {
+                    k: constants[f] for (k, _), (f, _) in zip(sub[1], fields, strict=True)
+                }
+        return expr in constants
+
+    resolve("r", shape)
+    return constants
+
+
+@dataclass(frozen=True)
+class RecordSql:
+    """Expressions over a record value `r` and its fast-path XML `x` (see `select`)."""
+
+    fast: str
+    xml: str
+    truncated: str
+    removed: str
+
+
+def compile_record(
+    element: str, shape: Shape, max_length: int, constants: dict[str, Any] | None = None
+) -> RecordSql:
+    """The SQL writing a record value `r` as element `element`, one line per record.
+
+    `constants` (from `constant_values`) are parts written once instead of per row.
+    Use as: SELECT {xml}, {truncated}, {removed} FROM (SELECT <column> AS r, {fast} AS x ...).
+    (`x` lets DuckDB write the fast path once per row and keep it when it is clean.)
+    """
+    constants = constants or {}
+    fast = _Writer(max_length, False, constants).element(element, "r", shape)
+    safe = _Writer(max_length, True, constants).element(element, "r", shape)
+    # Constant parts are written clean; only the values that vary can be dirty.
+    dirty = _total(
+        "r", shape, lambda v: f"regexp_matches({v}, {_ILLEGAL})::INTEGER", constants, lambda _: 0
+    )
+    dirty = f"({dirty}) > 0"
+
+    def cleaned(v: str) -> str:
+        return f"length(regexp_replace({v}, {_ILLEGAL}, '', 'g'))"
+
+    def cut(value: Any) -> int:
+        counter = Sanitizer(max_length)
+        counter.sanitize(value)
+        return counter.truncated_values
+
+    def lost(value: Any) -> int:
+        counter = Sanitizer(max_length)
+        counter.sanitize(value)
+        return counter.removed_chars
+
+    def none(_: Any) -> int:
+        return 0
+
+    def zero(_: str) -> str:
+        return "0"
+
+    # Constant parts count in every row where present; the varying ones per path.
+    cut_fixed = _total("r", shape, zero, constants, cut)
+    lost_fixed = _total("r", shape, zero, constants, lost)
+    long_fast = _total(
+        "r", shape, lambda v: f"(length({v}) > {max_length})::INTEGER", constants, none
+    )
+    long_safe = _total(
+        "r", shape, lambda v: f"({cleaned(v)} > {max_length})::INTEGER", constants, none
+    )
+    removed = _total("r", shape, lambda v: f"length({v}) - {cleaned(v)}", constants, none)
+    return RecordSql(
+        fast=fast,
+        xml=f"concat(CASE WHEN {dirty} THEN {safe} ELSE x END, chr(10))",
+        truncated=(
+            f"({cut_fixed} + CASE WHEN {dirty} THEN {long_safe} ELSE {long_fast} END)::BIGINT"
+        ),
+        removed=f"({lost_fixed} + CASE WHEN {dirty} THEN {removed} ELSE 0 END)::BIGINT",
+    )
