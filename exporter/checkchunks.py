@@ -48,12 +48,13 @@ def check_fragment(root: str, data: bytes) -> list[tuple[int, str]]:
 
 def _record_of_line(data: bytes, ends: list[int], line: int) -> int:
     """0-based record holding `line` (1-based) of `data`."""
-    offset = -1
+    newline = -1
     for _ in range(line - 1):
-        offset = data.find(b"\n", offset + 1)
-        if offset < 0:
+        newline = data.find(b"\n", newline + 1)
+        if newline < 0:
             break
-    return min(bisect.bisect_right(ends, max(offset, 0)), len(ends) - 1)
+    start = newline + 1  # where the line begins
+    return min(bisect.bisect_right(ends, start), len(ends) - 1)
 
 
 class ChunkChecker:

@@ -376,3 +376,25 @@ def test_exporter_package_knows_no_alma_element_nor_rule_column(name: str) -> No
         p.name for p in package.glob("*.py") if p.name != "demo.py" and name in p.read_text()
     ]
     assert offenders == []  # demo.py fakes the warehouse, so it must name its columns
+
+
+def test_cli_a_record_failing_the_schema_publishes_nothing(
+    tmp_path: Path, project_copy: Path
+) -> None:
+    model = project_copy / "queries" / "models" / "users.sql"
+    model.write_text(
+        model.read_text().replace(
+            "'expiry_date': strftime(r.as_of + INTERVAL 6 MONTH, '%Y-%m-%d') || 'Z',",
+            "'expiry_date': CASE WHEN p.primary_id = 'NONEBC@MIT.EDU' THEN 'soon' "
+            "ELSE strftime(r.as_of + INTERVAL 6 MONTH, '%Y-%m-%d') || 'Z' END,",
+        )
+    )
+    result = patronload(
+        "--project", project_copy, "run", "--warehouse", FIXTURES / "rules", cwd=tmp_path
+    )
+    assert result.code == 1
+    assert result.err.splitlines()[-1] == (
+        "Error: 1 problem(s) in the produced XML, nothing published: staff record 4: "
+        "Element 'expiry_date': 'soon' is not a valid value of the atomic type 'xs:date'."
+    )
+    assert files_under(tmp_path / "outbox") == []
