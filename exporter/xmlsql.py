@@ -73,7 +73,8 @@ class _Writer:
             value = self.constants[expr]
             if value is None:
                 return "NULL::VARCHAR"
-            return f"CASE WHEN {expr} IS NULL THEN NULL ELSE {literal(Sanitizer(self.limit).clean(value))} END"
+            text = literal(Sanitizer(self.limit).clean(value))
+            return f"CASE WHEN {expr} IS NULL THEN NULL ELSE {text} END"
         return f"left({self.clean(expr)}, {self.limit})"
 
     def is_empty_text(self, expr: str) -> str:
