@@ -33,6 +33,9 @@ export: $(STAMP) ## Build and write zips from the latest snapshot (or SNAPSHOT=p
 test: $(STAMP) ## Run the test suite
 	$(BIN)/pytest -q
 
+bench: $(STAMP) ## Benchmark extract, build, export at PATRONS (default 1,000,000) and 100,000
+	$(BIN)/patronload bench --patrons $(PATRONS)
+
 lint: $(STAMP) ## ruff and mypy over the package and tests
 	$(BIN)/ruff check exporter tests
 	$(BIN)/mypy exporter

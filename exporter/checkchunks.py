@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import multiprocessing
+import time
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
@@ -31,6 +32,19 @@ _schema: Any = None
 def _start_worker(xsd: str) -> None:
     global _schema
     _schema = etree.XMLSchema(etree.parse(xsd))
+
+
+def _peak_rss() -> int:
+    """This process's own high-water resident memory, in bytes (Linux)."""
+    time.sleep(0.05)  # long enough that each worker takes one of these tasks
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 def check_fragment(root: str, data: bytes) -> list[tuple[int, str]]:
@@ -62,6 +76,8 @@ class ChunkChecker:
 
     def __init__(self, xsd: Path, root: str, workers: int = 2, in_flight: int = 4) -> None:
         self.root = root
+        self.workers = workers
+        self.peak_rss = 0
         self.in_flight = in_flight
         self.pool = ProcessPoolExecutor(
             workers,
@@ -101,6 +117,8 @@ class ChunkChecker:
         try:
             while self.pending:
                 self._collect_oldest()
+            peaks = [self.pool.submit(_peak_rss) for _ in range(self.workers)]
+            self.peak_rss = max(f.result() for f in peaks)
         finally:
             self.close()
         if self.problems:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import Callable, Iterator
@@ -397,6 +398,32 @@ def validate(ctx: click.Context, zips: tuple[Path, ...]) -> None:
         raise click.exceptions.Exit(1)
     for path in zips:
         click.echo(f"{path}: valid, {count_users(path):,} users")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option(
+    "--patrons",
+    type=click.IntRange(min=100),
+    default=1_000_000,
+    show_default=True,
+    help="Patrons of the large run; a 100,000 run is measured too, to show the growth.",
+)
+@click.option(
+    "--work",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the scratch data (default: the system's temporary folder).",
+)
+def bench(patrons: int, work: Path | None) -> None:
+    """Time extract, build and export on a demo warehouse against zlib's own speed.
+
+    Example: patronload bench --patrons 200000
+    """
+    from exporter.bench import run, table
+
+    sizes = sorted({min(100_000, patrons), patrons})
+    results = run(sizes, work)
+    click.echo("\n".join(table(results)))
+    click.echo(json.dumps({"bench": results}))
 
 
 def main() -> None:

@@ -48,6 +48,7 @@ class ExportResult:
     truncated_values: int
     write_seconds: float
     validate_seconds: float
+    validation_peak_rss: int = 0
 
 
 @dataclass
@@ -202,4 +203,5 @@ def export(
         counts.truncated,
         write_seconds,
         validate_seconds,
+        checker.peak_rss,
     )

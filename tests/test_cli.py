@@ -398,3 +398,20 @@ def test_cli_a_record_failing_the_schema_publishes_nothing(
         "Element 'expiry_date': 'soon' is not a valid value of the atomic type 'xs:date'."
     )
     assert files_under(tmp_path / "outbox") == []
+
+
+def test_cli_bench_prints_a_table_and_one_json_line(tmp_path: Path) -> None:
+    result = patronload("bench", "--patrons", "1000", "--work", tmp_path, cwd=tmp_path)
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert lines[0].split() == ["patrons", "1,000"]
+    (run,) = json.loads(lines[-1])["bench"]
+    assert run["patrons"] == 1000 and 900 < run["users_exported"] <= 1000
+    assert run["zip_bytes"] < run["xml_bytes"] / 5  # XML compresses well
+    seconds = run["seconds"]
+    assert seconds["pipeline"] == pytest.approx(
+        seconds["extract"] + seconds["build"] + seconds["export"], abs=0.005
+    )
+    assert seconds["zlib_baseline"] > 0 and run["export_over_zlib"] > 0
+    assert run["peak_rss_bytes"] > 0 and run["peak_rss_validation_worker_bytes"] > 0
+    assert list(tmp_path.iterdir()) == []  # scratch data removed
