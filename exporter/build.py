@@ -15,7 +15,7 @@ from pathlib import Path
 
 import duckdb
 
-from exporter.duck import first_line, limit_memory, quote, write_once
+from exporter.duck import connect, first_line, limit_memory, quote, write_once
 from exporter.errors import BuildError, SnapshotError
 from exporter.models import RUN_CONTEXT, load_models, load_seeds
 from exporter.project import ExportSettings, Project
@@ -44,7 +44,7 @@ class BuildResult:
     database: Path
     snapshot: Path
     as_of: date
-    model_rows: dict[str, int]
+    model_rows: dict[str, int | None]  # None for a view
     accounting: list[Accounting]
     rejections: dict[tuple[str, str], int]
     seconds: float
@@ -98,7 +98,9 @@ def _check_accounting(con: duckdb.DuckDBPyConnection, settings: ExportSettings) 
     return rows
 
 
-def _build_models(con: duckdb.DuckDBPyConnection, project: Project, as_of: date) -> dict[str, int]:
+def _build_models(
+    con: duckdb.DuckDBPyConnection, project: Project, as_of: date
+) -> dict[str, int | None]:
     """Load seeds, the run context and macros, then every model in dependency order.
 
     The final model is stored in export order (patron type, then record key), so the
@@ -106,7 +108,7 @@ def _build_models(con: duckdb.DuckDBPyConnection, project: Project, as_of: date)
     """
     final = project.settings().final_model
     models = load_models(project)
-    model_rows: dict[str, int] = {}
+    model_rows: dict[str, int | None] = {}
     for seed in load_seeds(project):
         con.execute(
             f"CREATE TABLE {quote(seed.name)} AS SELECT * FROM "
@@ -117,11 +119,20 @@ def _build_models(con: duckdb.DuckDBPyConnection, project: Project, as_of: date)
     _run_file_statements(con, project.macros_file)
     for model in models:
         t0 = time.perf_counter()
+        if model.is_view and model.name == final:
+            raise BuildError(f"{model.path}: the final model must be stored, not a view")
+        kind = "VIEW" if model.is_view else "TABLE"
+        order = f" ORDER BY {EXPORT_ORDER}" if model.name == final else ""
         try:
-            order = f" ORDER BY {EXPORT_ORDER}" if model.name == final else ""
-            con.execute(f"CREATE TABLE {quote(model.name)} AS SELECT * FROM ({model.sql}){order}")
+            con.execute(
+                f"CREATE {kind} {quote(model.name)} AS SELECT * FROM ({model.sql}\n){order}"
+            )
         except duckdb.Error as exc:
             raise BuildError(f"{model.path}: {first_line(exc)}") from None
+        if model.is_view:
+            model_rows[model.name] = None
+            log.info("built %s as a view", model.name)
+            continue
         (n,) = con.execute(f"SELECT count(*) FROM {quote(model.name)}").fetchone() or (0,)
         model_rows[model.name] = int(n)
         log.info("built %s: %s rows in %.2fs", model.name, n, time.perf_counter() - t0)
@@ -135,7 +146,7 @@ def preflight(project: Project) -> None:
     file before a run writes a snapshot or touches a warehouse.
     """
     settings = project.settings()
-    con = duckdb.connect()
+    con = connect()
     try:
         for table in load_sources(project).values():
             con.execute(table.ddl())

@@ -270,7 +270,7 @@ def build_cmd(
     """
     built = _build(ctx, _snapshot(snapshot, snapshots), build_dir, _as_of(as_of))
     for name, n in built.model_rows.items():
-        click.echo(f"{name:<24}{n:>10,} rows")
+        click.echo(f"{name:<24}{'view':>10}" if n is None else f"{name:<24}{n:>10,} rows")
     click.echo(str(built.database))
 
 

@@ -26,6 +26,13 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def connect(path: Path | None = None, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection that never draws its own progress bar (we show ours)."""
+    con = duckdb.connect(str(path) if path else ":memory:", read_only=read_only)
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
 def limit_memory(con: duckdb.DuckDBPyConnection, spill: Path) -> None:
     """Cap DuckDB's memory (PATRONLOAD_MEMORY_LIMIT, default 600MB); spill to `spill`."""
     limit = os.environ.get("PATRONLOAD_MEMORY_LIMIT", "600MB")
@@ -49,7 +56,7 @@ def write_once(final: Path, mode: int = 0o600) -> Iterator[duckdb.DuckDBPyConnec
     """
     tmp = final.with_name(f".{final.name}.tmp")
     _remove_temporary(tmp)  # left by a run that was killed
-    con = duckdb.connect(str(tmp))
+    con = connect(tmp)
     try:
         yield con
         con.execute("CHECKPOINT")

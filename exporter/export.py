@@ -12,7 +12,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from exporter.build import BuildResult
-from exporter.duck import quote
+from exporter.duck import connect, quote
 from exporter.errors import ExportError
 from exporter.package import Chunk, Limits, PackageWriter, ZipFile
 from exporter.project import Project
@@ -144,7 +144,7 @@ def export(
         outbox.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ExportError(f"cannot create the outbox {outbox}: {exc.strerror}") from None
-    con = duckdb.connect(str(built.database), read_only=True)
+    con = connect(built.database, read_only=True)
     package = PackageWriter(
         outbox, stamp, built.as_of, root_element or settings.root_element, limits
     )
@@ -171,7 +171,7 @@ def export(
             log.info("%s: %d constant parts of the record", acct.patron_type, len(constants))
             reader = con.sql(sql, params=params).to_arrow_reader(batch_rows)
 
-            def progress(chunks: Iterator[Chunk], patron_type: str) -> Iterator[Chunk]:
+            def progress(chunks: Iterator[Chunk], patron_type: str) -> Generator[Chunk]:
                 for chunk in chunks:
                     checker.submit(patron_type, chunk.data, list(chunk.ends))
                     yield chunk
@@ -183,6 +183,8 @@ def export(
                 made = package.write_type(acct.patron_type, chunks)
             except OSError as exc:
                 raise ExportError(f"cannot write to the outbox {outbox}: {exc.strerror}") from None
+            finally:
+                chunks.close()  # stops the reader thread before the connection closes
             counts.users[acct.patron_type] = sum(z.users for z in made)
         write_seconds = time.perf_counter() - t0
 

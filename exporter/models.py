@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import graphlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,11 @@ from exporter.sources import load_extracts, parse_file, where
 RUN_CONTEXT = "run_context"
 
 
+#: A model whose file has this line is built as a view: computed where it is read,
+#: never stored (for steps read by one model only, where storing costs time).
+VIEW_DIRECTIVE = re.compile(r"^\s*--\s*materialized:\s*view\b", re.MULTILINE | re.IGNORECASE)
+
+
 @dataclass(frozen=True)
 class Model:
     """One file of queries/models/: a SELECT whose result becomes the table `name`."""
@@ -24,6 +30,10 @@ class Model:
     path: Path
     sql: str
     reads: tuple[str, ...]
+
+    @property
+    def is_view(self) -> bool:
+        return bool(VIEW_DIRECTIVE.search(self.sql))
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,7 @@ def test_cli_model_syntax_error_points_at_the_line(tmp_path: Path, project_copy:
         "--project", project_copy, "run", "--warehouse", FIXTURES / "rules", cwd=tmp_path
     )
     assert result.code == 1
-    assert result.err == f"Error: {model}:5:29: Expecting )\n"
+    assert result.err == f"Error: {model}:6:29: Expecting )\n"
     assert files_under(tmp_path / "snapshots") == [] and files_under(tmp_path / "outbox") == []
 
 
@@ -415,3 +415,33 @@ def test_cli_bench_prints_a_table_and_one_json_line(tmp_path: Path) -> None:
     assert seconds["zlib_baseline"] > 0 and run["export_over_zlib"] > 0
     assert run["peak_rss_bytes"] > 0 and run["peak_rss_validation_worker_bytes"] > 0
     assert list(tmp_path.iterdir()) == []  # scratch data removed
+
+
+def test_cli_build_lists_models_in_order_with_views(tmp_path: Path) -> None:
+    assert patronload("extract", "--warehouse", FIXTURES / "rules", cwd=tmp_path).code == 0
+    result = patronload("build", "--as-of", "2023-03-01", cwd=tmp_path)
+    assert result.code == 0, result.err
+    rows = [line.split() for line in result.out.splitlines()[:-1]]
+    assert rows == [
+        ["staff_verdicts", "10", "rows"],
+        ["staff_patrons", "view"],
+        ["student_verdicts", "9", "rows"],
+        ["rejections", "6", "rows"],
+        ["student_patrons", "view"],
+        ["patrons", "view"],
+        ["users", "13", "rows"],
+        ["row_accounting", "2", "rows"],
+    ]
+    assert result.out.splitlines()[-1].startswith("build/") and result.out.endswith(".duckdb\n")
+
+
+def test_cli_final_model_cannot_be_a_view(tmp_path: Path, project_copy: Path) -> None:
+    model = project_copy / "queries" / "models" / "users.sql"
+    model.write_text("-- materialized: view\n" + model.read_text())
+    result = patronload(
+        "--project", project_copy, "run", "--warehouse", FIXTURES / "rules", cwd=tmp_path
+    )
+    assert (result.code, result.err) == (
+        1,
+        f"Error: {model}: the final model must be stored, not a view\n",
+    )

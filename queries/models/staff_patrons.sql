@@ -1,4 +1,5 @@
 -- Exported staff, mapped to the columns every patron type shares.
+-- materialized: view   (read only by patrons; not worth storing)
 SELECT
     'staff' AS patron_type,
     v.KRB_NAME_UPPERCASE || '@MIT.EDU' AS primary_id,

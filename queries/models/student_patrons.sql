@@ -1,4 +1,5 @@
 -- Exported students, mapped to the columns every patron type shares.
+-- materialized: view   (read only by patrons; not worth storing)
 WITH s AS (
     SELECT
         v.*,
