@@ -192,6 +192,15 @@ ROOT = click.option(
     help="Root element of each XML file (default: root_element in patronload.toml).",
 )
 JSON = click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON line.")
+HISTORY = click.option(
+    "--history",
+    "history_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("history/runs.jsonl"),
+    envvar="PATRONLOAD_HISTORY",
+    show_default=True,
+    help="The run history (one JSON line per finished export).",
+)
 
 
 @cli.command("demo-warehouse", context_settings=CONTEXT)
@@ -283,8 +292,10 @@ def _export_and_report(
     max_xml_bytes: int,
     root_element: str | None,
     as_json: bool,
+    history_file: Path,
 ) -> None:
     from exporter.export import export
+    from exporter.history import record_run
     from exporter.package import Limits
     from exporter.report import RunReport
 
@@ -306,6 +317,7 @@ def _export_and_report(
             on_users=update,
         )
     report.add_export(result)
+    record_run(history_file, report, built.database, str(outbox.resolve()))
     click.echo(report.to_json() if as_json else "\n".join(report.lines()))
 
 
@@ -318,6 +330,7 @@ def _export_and_report(
 @MAX_XML
 @ROOT
 @JSON
+@HISTORY
 @click.pass_context
 def export_cmd(
     ctx: click.Context,
@@ -329,6 +342,7 @@ def export_cmd(
     max_xml_bytes: int,
     root_element: str | None,
     as_json: bool,
+    history_file: Path,
 ) -> None:
     """Build the models on a snapshot and write validated zips to the outbox.
 
@@ -344,6 +358,7 @@ def export_cmd(
         max_xml_bytes,
         root_element,
         as_json,
+        history_file,
     )
 
 
@@ -356,6 +371,7 @@ def export_cmd(
 @MAX_XML
 @ROOT
 @JSON
+@HISTORY
 @click.pass_context
 def run(
     ctx: click.Context,
@@ -367,6 +383,7 @@ def run(
     max_xml_bytes: int,
     root_element: str | None,
     as_json: bool,
+    history_file: Path,
 ) -> None:
     """Extract, build and export in one go: the daily job.
 
@@ -378,7 +395,9 @@ def run(
     preflight(_project(ctx))  # every SQL file checked before anything is written
     _check_writable(outbox, "outbox")
     snapshot = _extract(ctx, warehouse, snapshots)
-    _export_and_report(ctx, snapshot, build_dir, outbox, day, max_xml_bytes, root_element, as_json)
+    _export_and_report(
+        ctx, snapshot, build_dir, outbox, day, max_xml_bytes, root_element, as_json, history_file
+    )
 
 
 @cli.command(context_settings=CONTEXT)
@@ -424,6 +443,128 @@ def bench(patrons: int, work: Path | None) -> None:
     results = run(sizes, work)
     click.echo("\n".join(table(results)))
     click.echo(json.dumps({"bench": results}))
+
+
+def _built(ctx: click.Context, snapshot: Path, build_dir: Path) -> Path:
+    """The build of a snapshot, made now (as of today) if there is none yet."""
+    database = build_dir / snapshot.name
+    if not database.is_file():
+        click.echo(f"building {snapshot.name} first", err=True)
+        _build(ctx, snapshot, build_dir, datetime.now(UTC).date())
+    return database
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("query")
+@SNAPSHOT
+@SNAPSHOTS
+@BUILD_DIR
+@HISTORY
+@click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
+@click.pass_context
+def explain(
+    ctx: click.Context,
+    query: str,
+    snapshot: Path | None,
+    snapshots: Path,
+    build_dir: Path,
+    history_file: Path,
+    as_json: bool,
+) -> None:
+    """Why a person was or was not exported: verdict, sources, record, file, history.
+
+    QUERY is a primary id, MIT ID, barcode, email or name (case does not matter).
+
+    Example: patronload explain jdoe@mit.edu
+    """
+    from exporter.explain import explain as run_explain
+    from exporter.extract import SNAPSHOT_GLOB
+    from exporter.history import read_runs
+
+    chosen = _snapshot(snapshot, snapshots)
+    answer = run_explain(
+        _project(ctx),
+        chosen,
+        _built(ctx, chosen, build_dir),
+        query,
+        read_runs(history_file),
+        sorted(snapshots.glob(SNAPSHOT_GLOB)) if snapshots.is_dir() else [chosen],
+        build_dir,
+    )
+    click.echo(answer.to_json() if as_json else "\n".join(answer.lines()))
+    if not answer.people:
+        raise click.exceptions.Exit(1)
+
+
+@cli.command(context_settings=CONTEXT)
+@SNAPSHOT
+@SNAPSHOTS
+@BUILD_DIR
+@click.option("--reason", help="Only this reason code, e.g. student_is_staff.")
+@click.option(
+    "--csv", "as_csv", is_flag=True, help="Write CSV (for the people who fix source data)."
+)
+@click.pass_context
+def rejections(
+    ctx: click.Context,
+    snapshot: Path | None,
+    snapshots: Path,
+    build_dir: Path,
+    reason: str | None,
+    as_csv: bool,
+) -> None:
+    """The rows of a snapshot that are not exported, with their reasons.
+
+    Example: patronload rejections --reason student_is_staff --csv > fix-these.csv
+    """
+    import csv
+
+    from exporter.duck import connect, quote
+
+    settings = _project(ctx).settings()
+    database = _built(ctx, _snapshot(snapshot, snapshots), build_dir)
+    with connect(database, read_only=True) as con:
+        cur = con.execute(
+            f"SELECT j.*, r.explanation FROM {quote(settings.rejections_model)} j "
+            f"LEFT JOIN {quote(settings.reasons_seed)} r ON r.reason = j.reason "
+            "WHERE ? IS NULL OR j.reason = ? ORDER BY ALL",
+            [reason, reason],
+        )
+        names = [d[0] for d in cur.description or []]
+        rows = cur.fetchall()
+    if as_csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(names)
+        writer.writerows(rows)
+        return
+    shown = [n for n in names if n != "explanation"]
+    widths = [max([len(n)] + [len(str(r[i] or "")) for r in rows]) for i, n in enumerate(shown)]
+    click.echo("  ".join(n.ljust(w) for n, w in zip(shown, widths, strict=True)).rstrip())
+    for row in rows:
+        cells = [str(v if v is not None else "") for v in row[: len(shown)]]
+        click.echo("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip())
+    click.echo(f"{len(rows):,} row(s)")
+
+
+@cli.command("history", context_settings=CONTEXT)
+@HISTORY
+@click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON lines.")
+def history_cmd(history_file: Path, as_json: bool) -> None:
+    """One line per finished run: when, counts per type, rejections, where it went.
+
+    Example: patronload history
+    """
+    from exporter.history import history_lines, read_runs
+
+    runs = read_runs(history_file)
+    if as_json:
+        for run_entry in runs:
+            click.echo(json.dumps(run_entry, sort_keys=True))
+        return
+    for line in history_lines(runs):
+        click.echo(line)
+    if not runs:
+        click.echo(f"no runs recorded in {history_file}")
 
 
 def main() -> None:

@@ -58,7 +58,7 @@ class _Counts:
     users: dict[str, int] = field(default_factory=dict)
 
 
-def _record_column(con: duckdb.DuckDBPyConnection, model: str) -> tuple[str, Any]:
+def record_column(con: duckdb.DuckDBPyConnection, model: str) -> tuple[str, Any]:
     rel = con.table(model)
     columns = dict(zip(rel.columns, rel.types, strict=True))
     for needed in (GROUP_COLUMN, KEY_COLUMN):
@@ -153,7 +153,7 @@ def export(
     checker = ChunkChecker(project.xsd_file, root)
     try:
         t0 = time.perf_counter()
-        column, duck_type = _record_column(con, settings.final_model)
+        column, duck_type = record_column(con, settings.final_model)
         shape = shape_of(duck_type)
         rows = (
             f"SELECT {quote(column)} AS r, {KEY_COLUMN} FROM {quote(settings.final_model)} "

@@ -64,7 +64,9 @@ class ZipFile:
     """A finished (or, before `publish`, temporary) zip and what it holds."""
 
     path: Path
+    patron_type: str = ""
     members: list[str] = field(default_factory=list)
+    member_users: list[int] = field(default_factory=list)
     users: int = 0
     xml_bytes: int = 0
     zip_bytes: int = 0
@@ -129,7 +131,9 @@ class PackageWriter:
                         f"more than {self.limits.max_zips} zips would be needed; Alma loads "
                         f"at most {self.limits.max_zips} per import (raise the XML size limit)"
                     )
-                current = ZipFile(self.outbox / self._name(patron_type, len(made) + 1, "zip"))
+                current = ZipFile(
+                    self.outbox / self._name(patron_type, len(made) + 1, "zip"), patron_type
+                )
                 self.zips.append(current)
                 made.append(current)
                 archive = zipfile.ZipFile(
@@ -147,6 +151,7 @@ class PackageWriter:
             member.write(header)
             size = len(header)
             current.members.append(info.filename)
+            current.member_users.append(0)
 
         def end_member() -> None:
             assert member is not None and current is not None
@@ -162,6 +167,7 @@ class PackageWriter:
                     member.write(chunk.data)
                     size += len(chunk.data)
                     current.users += chunk.count
+                    current.member_users[-1] += chunk.count
                     continue
                 for record in chunk.records():  # it crosses the limit: place record by record
                     if len(header) + len(record) + len(footer) > limit:
@@ -176,6 +182,7 @@ class PackageWriter:
                     member.write(record)
                     size += len(record)
                     current.users += 1
+                    current.member_users[-1] += 1
             end_member()
         finally:
             if member is not None and not member.closed:

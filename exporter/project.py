@@ -59,6 +59,8 @@ class Project:
                 accounting_model=str(export["accounting_model"]),
                 root_element=str(export["root_element"]),
                 max_value_length=int(export["max_value_length"]),
+                lookup_model=str(export["lookup_model"]),
+                reasons_seed=str(export["reasons_seed"]),
             )
         except KeyError as exc:
             raise UsageError(f"{path}: [export] lacks the setting {exc.args[0]}") from None
@@ -73,6 +75,8 @@ class ExportSettings:
     accounting_model: str
     root_element: str
     max_value_length: int
+    lookup_model: str
+    reasons_seed: str
 
 
 def load_project(root: Path | None = None) -> Project:

@@ -36,8 +36,10 @@ class RunReport:
     def add_export(self, result: ExportResult) -> None:
         self.files = [
             {
-                "zip": str(z.path),
+                "zip": str(z.path.resolve()),
+                "patron_type": z.patron_type,
                 "xml_files": z.members,
+                "xml_users": z.member_users,
                 "users": z.users,
                 "xml_bytes": z.xml_bytes,
                 "zip_bytes": z.zip_bytes,

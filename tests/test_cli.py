@@ -426,6 +426,7 @@ def test_cli_build_lists_models_in_order_with_views(tmp_path: Path) -> None:
         ["staff_verdicts", "10", "rows"],
         ["staff_patrons", "view"],
         ["student_verdicts", "9", "rows"],
+        ["patron_lookup", "19", "rows"],
         ["rejections", "6", "rows"],
         ["student_patrons", "view"],
         ["patrons", "view"],

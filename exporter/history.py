@@ -1,0 +1,69 @@
+"""The run history: one JSON line per finished export, for `history` and `explain`."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from exporter.errors import UsageError
+from exporter.report import RunReport
+
+#: Where runs are recorded unless PATRONLOAD_HISTORY or --history says otherwise.
+DEFAULT_HISTORY = Path("history/runs.jsonl")
+
+
+def record_run(path: Path, report: RunReport, build: Path, target: str) -> dict[str, Any]:
+    """Append one run to the history, written and flushed as a single line."""
+    entry = {
+        "time": datetime.now(UTC).isoformat(timespec="seconds"),
+        "snapshot": report.snapshot,
+        "build": str(build),
+        "as_of": report.as_of,
+        "exported": report.exported,
+        "extracted": report.extracted,
+        "rejections": report.rejections,
+        "files": report.files,
+        "target": target,
+        "delivered": True,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(entry, sort_keys=True) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    return entry
+
+
+def read_runs(path: Path) -> list[dict[str, Any]]:
+    """Every recorded run, oldest first; a damaged line is an error naming its number."""
+    if not path.is_file():
+        return []
+    runs = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            runs.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{path}:{number}: not a run record: {exc.msg}") from None
+    return runs
+
+
+def history_lines(runs: list[dict[str, Any]]) -> list[str]:
+    """One aligned line per run: when, counts per type, rejections, where."""
+    lines = []
+    for run in runs:
+        counts = "  ".join(f"{t} {n:,}" for t, n in sorted(run["exported"].items()))
+        rejected = "; ".join(
+            f"{t}: " + ", ".join(f"{reason} {n:,}" for reason, n in sorted(per_type.items()))
+            for t, per_type in sorted(run["rejections"].items())
+        )
+        status = "delivered" if run.get("delivered") else "not delivered"
+        lines.append(
+            f"{run['time']}  as of {run['as_of']}  {counts}  rejected: {rejected or 'none'}"
+            f"  {status} to {run['target']}"
+        )
+    return lines
