@@ -546,6 +546,74 @@ def rejections(
     click.echo(f"{len(rows):,} row(s)")
 
 
+@cli.command("diff", context_settings=CONTEXT)
+@click.argument("old", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("new", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@SNAPSHOTS
+@AS_OF
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=50,
+    show_default=True,
+    help="People listed after the counts.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def diff_cmd(
+    ctx: click.Context,
+    old: Path | None,
+    new: Path | None,
+    snapshots: Path,
+    as_of: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Patrons added, removed and changed per type between two snapshots.
+
+    OLD and NEW default to the last two snapshots. Both are built with the same
+    as-of date, so only real changes show.
+
+    Example: patronload diff --limit 20
+    """
+    from exporter.diff import diff_snapshots
+    from exporter.extract import SNAPSHOT_GLOB
+
+    if old is None or new is None:
+        found = sorted(snapshots.glob(SNAPSHOT_GLOB)) if snapshots.is_dir() else []
+        if len(found) < 2:
+            raise UsageError(f"diff needs two snapshots; {snapshots} has {len(found)}")
+        old, new = (old or found[-2], new or found[-1]) if old is None else (old, found[-1])
+    result = diff_snapshots(_project(ctx), old, new, _as_of(as_of), limit)
+    click.echo(result.to_json() if as_json else "\n".join(result.lines()))
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("query")
+@click.option(
+    "--in",
+    "zip_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A zip written by export.",
+)
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+def find(query: str, zip_path: Path, limit: int) -> None:
+    """Print the records of a produced zip that match QUERY, without extracting it.
+
+    Example: patronload find jdoe@mit.edu --in outbox/staff_2026-03-01_06.00.00.zip
+    """
+    from exporter.findzip import find_in_zip, pretty
+
+    matches = find_in_zip(zip_path, query, limit)
+    for m in matches:
+        click.echo(f"{m.zip_path} > {m.member}, record {m.record:,}")
+        click.echo(pretty(m.xml))
+    if not matches:
+        click.echo(f"no record in {zip_path} matches {query!r}")
+        raise click.exceptions.Exit(1)
+
+
 @cli.command("history", context_settings=CONTEXT)
 @HISTORY
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON lines.")

@@ -176,3 +176,29 @@ def test_history_one_line_per_run(story: Story) -> None:
     assert "staff 7  student 6" in lines[0] and "staff 6  student 6" in lines[1]
     assert "staff 7  student 5" in lines[2]
     assert "student: duplicate_in_source 1, missing_primary_id 1, student_is_staff 2" in lines[2]
+
+
+def test_diff_last_two_snapshots_counts_first(story: Story) -> None:
+    result = patronload("diff", "--json", cwd=story.cwd)
+    assert result.code == 0, result.err
+    answer = json.loads(result.out)
+    assert answer["counts"]["staff"]["added"] == 1 and answer["counts"]["student"]["removed"] == 1
+    moves = {(c["patron_type"], c["kind"], c["record_key"]) for c in answer["changes"]}
+    assert moves == {("staff", "added", "GRAD@MIT.EDU"), ("student", "removed", "GRAD@MIT.EDU")}
+
+
+def test_diff_named_snapshots_shows_changed_fields(story: Story) -> None:
+    old, new = story.snapshots[0], story.snapshots[1]
+    result = patronload("diff", old, new, cwd=story.cwd)
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert any(
+        line.split()[:3] == ["~", "staff", "JDOE@MIT.EDU"] and "first_name" in line
+        for line in lines
+    )
+    assert any(line.split()[:3] == ["-", "staff", "NULLVALS@MIT.EDU"] for line in lines)
+
+
+def test_diff_needs_two_snapshots(tmp_path: Path) -> None:
+    result = patronload("diff", cwd=tmp_path)
+    assert (result.code, result.err) == (2, "Error: diff needs two snapshots; snapshots has 0\n")
