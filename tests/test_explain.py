@@ -94,7 +94,7 @@ def test_explain_names_the_zip_file_and_record(story: Story) -> None:
     (person,) = answer["people"]  # type: ignore[misc]
     location = person["location"]
     assert location["zip"].endswith(".zip") and Path(location["zip"]).parent == story.cwd / "outbox"
-    # sorted by primary id; GRAD joined the staff in the third snapshot: DUPSTAFF, GRAD, HOSTILE, JDOE
+    # sorted by primary id; GRAD joined the staff in snapshot 3: DUPSTAFF, GRAD, HOSTILE, JDOE
     assert location["xml_file"].startswith("staff_") and location["record"] == 4
     assert "<first_name>Janet</first_name>" in person["record_xml"]
 
