@@ -2,40 +2,34 @@
 -- person: the primary id it forms (record_key, NULL when none can be formed), the
 -- rejection reason (NULL when exported), the identifiers people search by
 -- (lower-cased), a name to show, and the raw source row as JSON.
+WITH source_rows AS (
+    SELECT
+        'staff' AS patron_type, v.rejection_reason, v.KRB_NAME_UPPERCASE, v.MIT_ID,
+        v.LIBRARY_ID, v.EMAIL_ADDRESS, v.LEGAL_FIRST_NAME, v.LEGAL_LAST_NAME,
+        v.PREFERRED_FIRST_NAME, v.PREFERRED_LAST_NAME, to_json(v)::VARCHAR AS raw
+    FROM staff_verdicts v
+    UNION ALL
+    SELECT
+        'student' AS patron_type, v.rejection_reason, v.KRB_NAME_UPPERCASE, v.MIT_ID,
+        v.LIBRARY_ID, v.EMAIL_ADDRESS, v.LEGAL_FIRST_NAME, v.LEGAL_LAST_NAME,
+        v.PREFERRED_FIRST_NAME, v.PREFERRED_LAST_NAME, to_json(v)::VARCHAR AS raw
+    FROM student_verdicts v
+)
 SELECT
-    'staff' AS patron_type,
-    'staff' AS source,
-    CASE WHEN NOT is_blank(v.KRB_NAME_UPPERCASE) THEN v.KRB_NAME_UPPERCASE || '@MIT.EDU' END
+    s.patron_type,
+    s.patron_type AS source,
+    CASE WHEN NOT is_blank(s.KRB_NAME_UPPERCASE) THEN s.KRB_NAME_UPPERCASE || '@MIT.EDU' END
         AS record_key,
-    v.rejection_reason AS reason,
+    s.rejection_reason AS reason,
     list_filter(
         [
-            lower(v.KRB_NAME_UPPERCASE || '@MIT.EDU'), lower(v.KRB_NAME_UPPERCASE),
-            lower(v.MIT_ID), lower(v.LIBRARY_ID), lower(v.EMAIL_ADDRESS),
-            lower(concat_ws(' ', strip_text(v.LEGAL_FIRST_NAME), strip_text(v.LEGAL_LAST_NAME))),
-            lower(concat_ws(' ', strip_text(v.PREFERRED_FIRST_NAME), strip_text(v.PREFERRED_LAST_NAME)))
+            lower(s.KRB_NAME_UPPERCASE || '@MIT.EDU'), lower(s.KRB_NAME_UPPERCASE),
+            lower(s.MIT_ID), lower(s.LIBRARY_ID), lower(s.EMAIL_ADDRESS),
+            lower(concat_ws(' ', strip_text(s.LEGAL_FIRST_NAME), strip_text(s.LEGAL_LAST_NAME))),
+            lower(concat_ws(' ', strip_text(s.PREFERRED_FIRST_NAME), strip_text(s.PREFERRED_LAST_NAME)))
         ],
         lambda k: coalesce(k, '') <> ''
     ) AS search_keys,
-    concat_ws(' ', strip_text(v.LEGAL_FIRST_NAME), strip_text(v.LEGAL_LAST_NAME)) AS display_name,
-    to_json(v)::VARCHAR AS raw
-FROM staff_verdicts v
-UNION ALL
-SELECT
-    'student' AS patron_type,
-    'student' AS source,
-    CASE WHEN NOT is_blank(v.KRB_NAME_UPPERCASE) THEN v.KRB_NAME_UPPERCASE || '@MIT.EDU' END
-        AS record_key,
-    v.rejection_reason AS reason,
-    list_filter(
-        [
-            lower(v.KRB_NAME_UPPERCASE || '@MIT.EDU'), lower(v.KRB_NAME_UPPERCASE),
-            lower(v.MIT_ID), lower(v.LIBRARY_ID), lower(v.EMAIL_ADDRESS),
-            lower(concat_ws(' ', strip_text(v.LEGAL_FIRST_NAME), strip_text(v.LEGAL_LAST_NAME))),
-            lower(concat_ws(' ', strip_text(v.PREFERRED_FIRST_NAME), strip_text(v.PREFERRED_LAST_NAME)))
-        ],
-        lambda k: coalesce(k, '') <> ''
-    ) AS search_keys,
-    concat_ws(' ', strip_text(v.LEGAL_FIRST_NAME), strip_text(v.LEGAL_LAST_NAME)) AS display_name,
-    to_json(v)::VARCHAR AS raw
-FROM student_verdicts v
+    concat_ws(' ', strip_text(s.LEGAL_FIRST_NAME), strip_text(s.LEGAL_LAST_NAME)) AS display_name,
+    s.raw
+FROM source_rows s

@@ -1,7 +1,12 @@
 -- Every extracted row that is not exported, with its reason code and the
 -- fields people use to find the person.
+WITH verdicts AS (
+    SELECT 'staff' AS patron_type, * FROM staff_verdicts
+    UNION ALL BY NAME
+    SELECT 'student' AS patron_type, * FROM student_verdicts
+)
 SELECT
-    'staff' AS patron_type,
+    v.patron_type,
     v.rejection_reason AS reason,
     v.KRB_NAME_UPPERCASE AS krb_name,
     v.MIT_ID AS mit_id,
@@ -9,17 +14,5 @@ SELECT
     v.EMAIL_ADDRESS AS email_address,
     v.LEGAL_FIRST_NAME AS first_name,
     v.LEGAL_LAST_NAME AS last_name
-FROM staff_verdicts v
-WHERE v.rejection_reason IS NOT NULL
-UNION ALL
-SELECT
-    'student' AS patron_type,
-    v.rejection_reason AS reason,
-    v.KRB_NAME_UPPERCASE AS krb_name,
-    v.MIT_ID AS mit_id,
-    v.LIBRARY_ID AS library_id,
-    v.EMAIL_ADDRESS AS email_address,
-    v.LEGAL_FIRST_NAME AS first_name,
-    v.LEGAL_LAST_NAME AS last_name
-FROM student_verdicts v
+FROM verdicts v
 WHERE v.rejection_reason IS NOT NULL
