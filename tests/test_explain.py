@@ -202,3 +202,26 @@ def test_diff_named_snapshots_shows_changed_fields(story: Story) -> None:
 def test_diff_needs_two_snapshots(tmp_path: Path) -> None:
     result = patronload("diff", cwd=tmp_path)
     assert (result.code, result.err) == (2, "Error: diff needs two snapshots; snapshots has 0\n")
+
+
+def test_find_in_a_real_export_of_thousands_of_users(tmp_path: Path) -> None:
+    assert patronload("demo-warehouse", "wh.duckdb", "--patrons", "5000", cwd=tmp_path).code == 0
+    result = patronload("run", "--warehouse", "wh.duckdb", "--json", cwd=tmp_path)
+    assert result.code == 0, result.err
+    student_zip = next(
+        f["zip"] for f in json.loads(result.out)["files"] if f["patron_type"] == "student"
+    )
+    import duckdb
+
+    build = next((tmp_path / "build").glob("*.duckdb"))
+    with duckdb.connect(str(build), read_only=True) as con:
+        (wanted,) = con.execute(
+            "SELECT record_key FROM users WHERE patron_type = 'student' ORDER BY record_key "
+            "LIMIT 1 OFFSET 2000"
+        ).fetchone() or ("",)
+    found = patronload("find", wanted.lower(), "--in", student_zip, cwd=tmp_path)
+    assert found.code == 0, found.err
+    assert found.out.splitlines()[0].endswith(", record 2,001")
+    assert f"<primary_id>{wanted}</primary_id>" in found.out
+    missing = patronload("find", "no-such-person-x", "--in", student_zip, cwd=tmp_path)
+    assert missing.code == 1 and missing.out.startswith("no record in ")
