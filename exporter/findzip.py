@@ -38,7 +38,6 @@ import logging
 import re
 import time
 import zipfile
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -48,6 +47,7 @@ from typing import IO, Any
 from lxml import etree
 
 from exporter.errors import UsageError, ValidationError
+from exporter.zips import READ_ERRORS, describe_read_error, xml_members
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +58,6 @@ MAX_RECORD_BYTES = 64 << 20
 #: The root and the first record must start within this many bytes of a member.
 HEAD_BYTES = 64 << 10
 
-#: Errors raised while reading a zip or one of its members.
-_READ_ERRORS = (
-    zipfile.BadZipFile,
-    zlib.error,
-    EOFError,
-    OSError,
-    RuntimeError,
-    NotImplementedError,
-)
 # Prolog, root start tag, and the name of the first element under the root.
 _HEAD = re.compile(
     rb"""(?:\xef\xbb\xbf)?(?:\s+|<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^\[>]*(?:\[.*?\])?\s*>)*
@@ -122,11 +113,7 @@ def find_in_zip(
     wanted = _Query.of(query)
     started = time.perf_counter()
     with _open_zip(path) as archive:
-        members = [
-            info.filename
-            for info in archive.infolist()
-            if not info.is_dir() and info.filename.lower().endswith(".xml")
-        ]
+        members = xml_members(archive)
         if not members:
             raise ValidationError(f"{path}: cannot search: the zip holds no XML file (*.xml)")
         matches: list[Match] = []
@@ -200,23 +187,17 @@ def _open_zip(path: Path) -> zipfile.ZipFile:
         return zipfile.ZipFile(path)
     except FileNotFoundError:
         raise ValidationError(f"{path}: cannot search: file not found") from None
-    except _READ_ERRORS as exc:
+    except READ_ERRORS as exc:
         raise ValidationError(
-            f"{path}: cannot search: not a readable zip file ({_describe(exc)})"
+            f"{path}: cannot search: not a readable zip file ({describe_read_error(exc)})"
         ) from None
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc) or type(exc).__name__
 
 
 def _open_member(archive: zipfile.ZipFile, member: str, where: str) -> IO[bytes]:
     try:
         return archive.open(member)
-    except _READ_ERRORS as exc:
-        raise ValidationError(f"{where}: {_describe(exc)}") from None
+    except READ_ERRORS as exc:
+        raise ValidationError(f"{where}: {describe_read_error(exc)}") from None
 
 
 def _search_member(
@@ -250,8 +231,8 @@ def _fill(stream: IO[bytes], carry: bytes, size: int, where: str) -> bytes:
     """`carry` and then up to `size` more bytes of `stream`; fewer only at its end."""
     try:
         return carry + stream.read(size)
-    except _READ_ERRORS as exc:
-        raise ValidationError(f"{where}: {_describe(exc)}") from None
+    except READ_ERRORS as exc:
+        raise ValidationError(f"{where}: {describe_read_error(exc)}") from None
 
 
 class _Records:

@@ -29,7 +29,6 @@ import copy
 import logging
 import re
 import zipfile
-import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -39,21 +38,13 @@ from typing import Any
 from lxml import etree
 
 from exporter.errors import ValidationError
+from exporter.zips import READ_ERRORS, describe_read_error, xml_members
 
 log = logging.getLogger(__name__)
 
 #: A member is no longer read after this many problems.
 MAX_PROBLEMS_PER_MEMBER = 20
 
-#: Errors raised while reading a zip or one of its members.
-_READ_ERRORS = (
-    zipfile.BadZipFile,
-    zlib.error,
-    EOFError,
-    OSError,
-    RuntimeError,
-    NotImplementedError,
-)
 
 # Alma wants UTF-8, declared in the XML prolog.
 _PROLOG = re.compile(
@@ -136,7 +127,7 @@ def count_users(path: Path) -> int:
     total = 0
     try:
         with zipfile.ZipFile(path) as archive:
-            for member in _xml_members(archive):
+            for member in xml_members(archive):
                 with archive.open(member) as stream:
                     records = etree.iterparse(stream, events=("end",), huge_tree=True)
                     for _, element in records:
@@ -148,8 +139,8 @@ def count_users(path: Path) -> int:
         raise ValidationError(
             f"{path}: cannot count users, not well-formed XML: {_syntax_message(exc)}"
         ) from None
-    except _READ_ERRORS as exc:
-        raise ValidationError(f"{path}: cannot count users: {_describe_read_error(exc)}") from None
+    except READ_ERRORS as exc:
+        raise ValidationError(f"{path}: cannot count users: {describe_read_error(exc)}") from None
     log.debug("%s holds %d user records", path, total)
     return total
 
@@ -168,25 +159,17 @@ def _compile_schema(path: Path, mtime_ns: int, size: int) -> Any:
     return schema
 
 
-def _xml_members(archive: zipfile.ZipFile) -> list[str]:
-    return [
-        info.filename
-        for info in archive.infolist()
-        if not info.is_dir() and info.filename.lower().endswith(".xml")
-    ]
-
-
 def _check_zip(path: Path, schema: Any) -> Iterator[Problem]:
     try:
         archive = zipfile.ZipFile(path)
     except FileNotFoundError:
         yield Problem(path, "", None, "file not found")
         return
-    except _READ_ERRORS as exc:
-        yield Problem(path, "", None, f"not a readable zip file: {_describe_read_error(exc)}")
+    except READ_ERRORS as exc:
+        yield Problem(path, "", None, f"not a readable zip file: {describe_read_error(exc)}")
         return
     with archive:
-        members = _xml_members(archive)
+        members = xml_members(archive)
         if not members:
             yield Problem(path, "", None, "the zip holds no XML file (*.xml)")
             return
@@ -223,9 +206,9 @@ def _check_member(path: Path, archive: zipfile.ZipFile, member: str, schema: Any
                 path, archive, member, schema, failure, MAX_PROBLEMS_PER_MEMBER - len(problems)
             )
         )
-    except _READ_ERRORS as exc:
+    except READ_ERRORS as exc:
         problems.append(
-            Problem(path, member, None, f"cannot be read from the zip: {_describe_read_error(exc)}")
+            Problem(path, member, None, f"cannot be read from the zip: {describe_read_error(exc)}")
         )
     return problems
 
@@ -388,9 +371,3 @@ def _syntax_message(exc: etree.XMLSyntaxError) -> str:
     if wrapped:
         message = wrapped.group("text")
     return _LOCATION_SUFFIX.sub("", message).strip() or "not well-formed"
-
-
-def _describe_read_error(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc) or type(exc).__name__
