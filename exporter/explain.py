@@ -18,6 +18,7 @@ from lxml import etree
 
 from exporter.duck import connect, quote
 from exporter.export import GROUP_COLUMN, KEY_COLUMN, record_column
+from exporter.models import RUN_CONTEXT
 from exporter.project import ExportSettings, Project
 from exporter.xmlwrite import Sanitizer, reference_xml
 
@@ -212,50 +213,79 @@ def _location(
     return None
 
 
+def _state(con: Any, settings: ExportSettings, key: str) -> dict[str, Any] | None:
+    """The person's source rows (with reasons), record and as-of date in one build."""
+    rows = con.execute(
+        f"SELECT source, reason, raw FROM {quote(settings.lookup_model)} "
+        "WHERE record_key = ? ORDER BY ALL",
+        [key],
+    ).fetchall()
+    if not rows:
+        return None
+    column, _ = record_column(con, settings.final_model)
+    record = con.execute(
+        f"SELECT {quote(column)} FROM {quote(settings.final_model)} WHERE {KEY_COLUMN} = ?",
+        [key],
+    ).fetchone()
+    (as_of,) = con.execute(f"SELECT as_of FROM {RUN_CONTEXT}").fetchone()
+    return {
+        "sources": {src: {"reason": reason, **json.loads(raw)} for src, reason, raw in rows},
+        "record": record[0] if record else None,
+        "as_of": str(as_of),
+    }
+
+
+def _compare(label: str, before: dict[str, Any], after: dict[str, Any]) -> list[Change]:
+    changes = []
+    for src in sorted(set(before["sources"]) | set(after["sources"])):
+        old, new = before["sources"].get(src), after["sources"].get(src)
+        if old is None or new is None:
+            where = "now in" if new else "no longer in"
+            changes.append(Change(label, f"{src}: {where} the source"))
+            continue
+        changes += [
+            Change(label, f"{src}: {k} {old.get(k)!r} -> {new.get(k)!r}")
+            for k in new
+            if old.get(k) != new.get(k)
+        ]
+    old_record, new_record = before["record"] or {}, after["record"] or {}
+    fields = [k for k in new_record or old_record if old_record.get(k) != new_record.get(k)]
+    if fields:
+        note = ""
+        if before["as_of"] != after["as_of"]:
+            note = f" (built as of {before['as_of']} and {after['as_of']}: dates follow)"
+        changes.append(Change(label, f"record sent: {', '.join(fields)} changed{note}"))
+    return changes
+
+
 def _history(
     person: Person, settings: ExportSettings, snapshots: list[Path], build_dir: Path
 ) -> None:
-    """First and last snapshot holding the person, and each change of verdict or field."""
-    previous: tuple[str, dict[str, dict[str, Any]]] | None = None
+    """First and last snapshot holding the person, and each change of verdict, source
+    field or field of the record sent, from the builds that exist."""
+    if not person.key:
+        return
+    previous: dict[str, Any] | None = None
     for snap in snapshots:
         build = build_dir / snap.name
         if not build.is_file():
             person.unbuilt_snapshots += 1
             continue
         with connect(build, read_only=True) as con:
-            if person.key:
-                rows = con.execute(
-                    f"SELECT source, reason, raw FROM {quote(settings.lookup_model)} "
-                    "WHERE record_key = ? ORDER BY ALL",
-                    [person.key],
-                ).fetchall()
-            else:
-                rows = []
+            state = _state(con, settings, person.key)
         label = snap.stem
-        if not rows:
+        if state is None:
             if previous is not None:
                 person.changes.append(Change(label, "no longer in the source"))
-                previous = None
+            previous = None
             continue
-        person.first_seen = person.first_seen or label
-        person.last_seen = label
-        state = {src: {"reason": reason, **json.loads(raw)} for src, reason, raw in rows}
-        if previous is None and person.first_seen != label:
+        if previous is None and person.first_seen is not None:
             person.changes.append(Change(label, "back in the source"))
         elif previous is not None:
-            for src in sorted(set(previous[1]) | set(state)):
-                before, after = previous[1].get(src), state.get(src)
-                if before is None or after is None:
-                    person.changes.append(
-                        Change(label, f"{src}: {'now in' if after else 'no longer in'} the source")
-                    )
-                    continue
-                for k in after:
-                    if before.get(k) != after.get(k):
-                        person.changes.append(
-                            Change(label, f"{src}: {k} {before.get(k)!r} -> {after.get(k)!r}")
-                        )
-        previous = (label, state)
+            person.changes += _compare(label, previous, state)
+        person.first_seen = person.first_seen or label
+        person.last_seen = label
+        previous = state
 
 
 def explain(
