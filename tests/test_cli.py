@@ -446,3 +446,16 @@ def test_cli_final_model_cannot_be_a_view(tmp_path: Path, project_copy: Path) ->
         1,
         f"Error: {model}: the final model must be stored, not a view\n",
     )
+
+
+def test_cli_a_patron_type_with_no_rows_gets_a_valid_empty_file(tmp_path: Path) -> None:
+    warehouse = _rules_copy(tmp_path)
+    students = warehouse / "LIBRARY_STUDENT.csv"
+    students.write_text(students.read_text().splitlines()[0] + "\n")
+    run = run_fixture(tmp_path, warehouse)
+    with zipfile.ZipFile(run.zips["student"]) as zf:
+        assert (
+            zf.read(zf.namelist()[0])
+            == b'<?xml version="1.0" encoding="UTF-8"?>\n<userRecords>\n</userRecords>\n'
+        )
+    assert patronload("validate", run.zips["student"], cwd=tmp_path).code == 0
