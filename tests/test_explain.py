@@ -105,7 +105,10 @@ def test_explain_history_shows_the_name_change(story: Story) -> None:
     assert person["first_seen"] == story.snapshots[0].stem
     assert person["last_seen"] == story.snapshots[2].stem
     assert person["changes"] == [
-        {"snapshot": story.snapshots[1].stem, "what": "staff: LEGAL_FIRST_NAME ' Jane ' -> 'Janet'"},
+        {
+            "snapshot": story.snapshots[1].stem,
+            "what": "staff: LEGAL_FIRST_NAME ' Jane ' -> 'Janet'",
+        },
         {"snapshot": story.snapshots[1].stem, "what": "record sent: first_name changed"},
     ]
 
