@@ -283,12 +283,20 @@ def build_cmd(
     click.echo(str(built.database))
 
 
+def export_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options `export` and `run` share, handed on to `_export_and_report`."""
+    for option in reversed([BUILD_DIR, OUTBOX, AS_OF, MAX_XML, ROOT, JSON, HISTORY]):
+        command = option(command)
+    return command
+
+
 def _export_and_report(
     ctx: click.Context,
     snapshot: Path,
+    *,
     build_dir: Path,
     outbox: Path,
-    as_of: date,
+    as_of: str | None,
     max_xml_bytes: int,
     root_element: str | None,
     as_json: bool,
@@ -304,7 +312,7 @@ def _export_and_report(
     if "extract_seconds" in ctx.obj:
         report.seconds["extract"] = ctx.obj["extract_seconds"]
     _check_writable(outbox, "outbox")
-    built = _build(ctx, snapshot, build_dir, as_of)
+    built = _build(ctx, snapshot, build_dir, _as_of(as_of))
     report.add_build(built)
     with _progress("writing users") as update:
         result = export(
@@ -324,80 +332,36 @@ def _export_and_report(
 @cli.command("export", context_settings=CONTEXT)
 @SNAPSHOT
 @SNAPSHOTS
-@BUILD_DIR
-@OUTBOX
-@AS_OF
-@MAX_XML
-@ROOT
-@JSON
-@HISTORY
+@export_options
 @click.pass_context
 def export_cmd(
-    ctx: click.Context,
-    snapshot: Path | None,
-    snapshots: Path,
-    build_dir: Path,
-    outbox: Path,
-    as_of: str | None,
-    max_xml_bytes: int,
-    root_element: str | None,
-    as_json: bool,
-    history_file: Path,
+    ctx: click.Context, /, snapshot: Path | None, snapshots: Path, **options: Any
 ) -> None:
     """Build the models on a snapshot and write validated zips to the outbox.
 
     Example: patronload export --outbox outbox --as-of 2026-03-01
     """
-    day = _as_of(as_of)
-    _export_and_report(
-        ctx,
-        _snapshot(snapshot, snapshots),
-        build_dir,
-        outbox,
-        day,
-        max_xml_bytes,
-        root_element,
-        as_json,
-        history_file,
-    )
+    _as_of(options["as_of"])  # a bad date fails before any work
+    _export_and_report(ctx, _snapshot(snapshot, snapshots), **options)
 
 
 @cli.command(context_settings=CONTEXT)
 @WAREHOUSE
 @SNAPSHOTS
-@BUILD_DIR
-@OUTBOX
-@AS_OF
-@MAX_XML
-@ROOT
-@JSON
-@HISTORY
+@export_options
 @click.pass_context
-def run(
-    ctx: click.Context,
-    warehouse: Path | None,
-    snapshots: Path,
-    build_dir: Path,
-    outbox: Path,
-    as_of: str | None,
-    max_xml_bytes: int,
-    root_element: str | None,
-    as_json: bool,
-    history_file: Path,
-) -> None:
+def run(ctx: click.Context, /, warehouse: Path | None, snapshots: Path, **options: Any) -> None:
     """Extract, build and export in one go: the daily job.
 
     Example: patronload run --warehouse warehouse/demo.duckdb --outbox outbox
     """
     from exporter.build import preflight
 
-    day = _as_of(as_of)
+    _as_of(options["as_of"])  # a bad date fails before any work
     preflight(_project(ctx))  # every SQL file checked before anything is written
-    _check_writable(outbox, "outbox")
+    _check_writable(options["outbox"], "outbox")
     snapshot = _extract(ctx, warehouse, snapshots)
-    _export_and_report(
-        ctx, snapshot, build_dir, outbox, day, max_xml_bytes, root_element, as_json, history_file
-    )
+    _export_and_report(ctx, snapshot, **options)
 
 
 @cli.command(context_settings=CONTEXT)
