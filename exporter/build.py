@@ -143,9 +143,13 @@ def preflight(project: Project) -> None:
     """Run the extract SQL and every model on empty source tables, in memory.
 
     Catches syntax errors, unknown tables and columns, and type errors in any SQL
-    file before a run writes a snapshot or touches a warehouse.
+    file, and a broken XML schema, before a run writes a snapshot or touches a
+    warehouse.
     """
+    from exporter.validate import load_schema  # lxml only when a run starts
+
     settings = project.settings()
+    load_schema(project.xsd_file)
     con = connect()
     try:
         for table in load_sources(project).values():

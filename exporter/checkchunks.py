@@ -15,12 +15,14 @@ import multiprocessing
 import time
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
 from lxml import etree
 
 from exporter.errors import ValidationError
+from exporter.validate import load_schema
 
 #: Records validated per task: small enough that a worker's tree stays small.
 RECORDS_PER_TASK = 2000
@@ -75,6 +77,7 @@ class ChunkChecker:
     """Validates chunks of one export in a process pool; `finish` raises on problems."""
 
     def __init__(self, xsd: Path, root: str, workers: int = 2, in_flight: int = 4) -> None:
+        load_schema(xsd)  # a broken schema is one clear error here, not a dead worker later
         self.root = root
         self.workers = workers
         self.peak_rss = 0
@@ -107,7 +110,11 @@ class ChunkChecker:
 
     def _collect_oldest(self) -> None:
         future, patron_type, first, piece, ends = self.pending.popleft()
-        for line, message in future.result():
+        try:
+            problems = future.result()
+        except BrokenProcessPool as exc:
+            raise ValidationError(f"the validation workers stopped: {exc}") from None
+        for line, message in problems:
             if len(self.problems) < 20:
                 record = first + _record_of_line(piece, ends, line) + 1
                 self.problems.append(f"{patron_type} record {record}: {message}")

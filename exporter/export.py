@@ -73,26 +73,33 @@ def record_column(con: duckdb.DuckDBPyConnection, model: str) -> tuple[str, Any]
     return record[0], columns[record[0]]
 
 
-def prefetch(items: Iterator[T], depth: int = 2) -> Iterator[T]:
-    """Iterate `items` in a background thread, at most `depth` ahead of the consumer."""
+def prefetch(items: Iterator[T], depth: int = 2) -> Generator[T]:
+    """Iterate `items` in a background thread, at most `depth` ahead of the consumer.
+
+    Close the generator when done with it (or on failure): that stops and joins
+    the thread, which may be holding a database connection.
+    """
     done = object()
     slots: queue.Queue[Any] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        slots.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put(item):
                     return
-            slots.put(done)
+            put(done)
         except BaseException as exc:  # handed to the consumer, raised there
-            slots.put(exc)
+            put(exc)
 
     thread = threading.Thread(target=produce, name="prefetch", daemon=True)
     thread.start()
@@ -178,13 +185,15 @@ def export(
                     if on_users:
                         on_users(patron_type, chunk.count)
 
-            chunks = progress(prefetch(_chunks(reader, counts)), acct.patron_type)
+            fetched = prefetch(_chunks(reader, counts))
+            chunks = progress(fetched, acct.patron_type)
             try:
                 made = package.write_type(acct.patron_type, chunks)
             except OSError as exc:
                 raise ExportError(f"cannot write to the outbox {outbox}: {exc.strerror}") from None
             finally:
-                chunks.close()  # stops the reader thread before the connection closes
+                chunks.close()
+                fetched.close()  # stops the reader thread before the connection closes
             counts.users[acct.patron_type] = sum(z.users for z in made)
         write_seconds = time.perf_counter() - t0
 

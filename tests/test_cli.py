@@ -459,3 +459,17 @@ def test_cli_a_patron_type_with_no_rows_gets_a_valid_empty_file(tmp_path: Path) 
             == b'<?xml version="1.0" encoding="UTF-8"?>\n<userRecords>\n</userRecords>\n'
         )
     assert patronload("validate", run.zips["student"], cwd=tmp_path).code == 0
+
+
+def test_cli_a_broken_schema_is_one_line_and_publishes_nothing(
+    tmp_path: Path, project_copy: Path
+) -> None:
+    xsd = project_copy / "schemas" / "user.xsd"
+    xsd.write_text(xsd.read_text()[:500])
+    result = patronload(
+        "--project", project_copy, "run", "--warehouse", FIXTURES / "rules", cwd=tmp_path
+    )
+    assert result.code == 1
+    assert result.err.splitlines()[-1].startswith(f"Error: {xsd} is not a usable XML Schema:")
+    assert "Traceback" not in result.err
+    assert files_under(tmp_path / "outbox") == [] and files_under(tmp_path / "snapshots") == []
