@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from exporter.errors import UsageError
+from exporter.errors import ExportError, UsageError
 from exporter.report import RunReport
 
 #: Where runs are recorded unless PATRONLOAD_HISTORY or --history says otherwise.
@@ -29,11 +29,17 @@ def record_run(path: Path, report: RunReport, build: Path, target: str) -> dict[
         "target": target,
         "delivered": True,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps(entry, sort_keys=True) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(entry, sort_keys=True) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        raise ExportError(
+            f"the zips were written to {target}, but the run could not be recorded in "
+            f"{path}: {exc.strerror}"
+        ) from None
     return entry
 
 

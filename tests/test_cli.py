@@ -473,3 +473,16 @@ def test_cli_a_broken_schema_is_one_line_and_publishes_nothing(
     assert result.err.splitlines()[-1].startswith(f"Error: {xsd} is not a usable XML Schema:")
     assert "Traceback" not in result.err
     assert files_under(tmp_path / "outbox") == [] and files_under(tmp_path / "snapshots") == []
+
+
+def test_cli_history_that_cannot_be_written_says_the_zips_were_written(tmp_path: Path) -> None:
+    (tmp_path / "blocked").write_text("a file where the history folder should be")
+    result = patronload(
+        "run", "--warehouse", FIXTURES / "rules", "--history", "blocked/runs.jsonl", cwd=tmp_path
+    )
+    assert result.code == 1
+    assert result.err.splitlines()[-1] == (
+        f"Error: the zips were written to {tmp_path / 'outbox'}, but the run could not be "
+        "recorded in blocked/runs.jsonl: File exists"
+    )
+    assert len(files_under(tmp_path / "outbox")) == 2
