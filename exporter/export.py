@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -28,6 +28,9 @@ from exporter.package import Chunk, Limits, PackageWriter, ZipFile
 from exporter.project import Project
 from exporter.xmlsql import compile_record, constant_values
 from exporter.xmlwrite import shape_of
+
+if TYPE_CHECKING:
+    from exporter.checkchunks import ChunkChecker
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +134,20 @@ def _chunks(reader: Any, counts: _Counts) -> Iterator[Chunk]:
         yield Chunk(memoryview(data)[base : offs[-1]], [o - base for o in offs[1:]])
 
 
+def _checked(
+    chunks: Iterator[Chunk],
+    patron_type: str,
+    checker: ChunkChecker,
+    on_users: Callable[[str, int], None] | None,
+) -> Generator[Chunk]:
+    """Pass chunks on to the zip, each also handed to the validators and counted."""
+    for chunk in chunks:
+        checker.submit(patron_type, chunk.data, list(chunk.ends))
+        yield chunk
+        if on_users:
+            on_users(patron_type, chunk.count)
+
+
 def export(
     project: Project,
     built: BuildResult,
@@ -151,13 +168,11 @@ def export(
         outbox.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ExportError(f"cannot create the outbox {outbox}: {exc.strerror}") from None
-    con = connect(built.database, read_only=True)
-    package = PackageWriter(
-        outbox, stamp, built.as_of, root_element or settings.root_element, limits
-    )
-    counts = _Counts()
     root = root_element or settings.root_element
     checker = ChunkChecker(project.xsd_file, root)
+    con = connect(built.database, read_only=True)
+    package = PackageWriter(outbox, stamp, built.as_of, root, limits)
+    counts = _Counts()
     try:
         t0 = time.perf_counter()
         column, duck_type = record_column(con, settings.final_model)
@@ -178,15 +193,8 @@ def export(
             log.info("%s: %d constant parts of the record", acct.patron_type, len(constants))
             reader = con.sql(sql, params=params).to_arrow_reader(batch_rows)
 
-            def progress(chunks: Iterator[Chunk], patron_type: str) -> Generator[Chunk]:
-                for chunk in chunks:
-                    checker.submit(patron_type, chunk.data, list(chunk.ends))
-                    yield chunk
-                    if on_users:
-                        on_users(patron_type, chunk.count)
-
             fetched = prefetch(_chunks(reader, counts))
-            chunks = progress(fetched, acct.patron_type)
+            chunks = _checked(fetched, acct.patron_type, checker, on_users)
             try:
                 made = package.write_type(acct.patron_type, chunks)
             except OSError as exc:
