@@ -39,6 +39,13 @@ def patronload(*args: str | Path, cwd: Path, env: dict[str, str] | None = None) 
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
+def edit(path: Path, old: str, new: str) -> None:
+    """Replace `old` (which must be there) with `new` in a file of a project copy."""
+    text = path.read_text()
+    assert old in text, f"{path} no longer contains {old!r}"
+    path.write_text(text.replace(old, new, 1))
+
+
 def read_users(zip_path: Path) -> dict[str, Any]:
     """Every user record in a zip, parsed, by primary id."""
     users: dict[str, Any] = {}

@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import FIXTURES, patronload, read_users, run_fixture
+from tests.conftest import FIXTURES, edit, patronload, read_users, run_fixture
 
 COMMANDS = ["demo-warehouse", "extract", "build", "export", "run", "validate"]
 
@@ -56,9 +56,7 @@ def test_cli_csv_header_lacking_a_column_names_file_and_column(tmp_path: Path) -
 
 def test_cli_model_syntax_error_points_at_the_line(tmp_path: Path, project_copy: Path) -> None:
     model = project_copy / "queries" / "models" / "patrons.sql"
-    model.write_text(
-        model.read_text().replace("UNION ALL BY NAME", "UNION ALL BY NAME SELECT FROM (")
-    )
+    edit(model, "UNION ALL BY NAME", "UNION ALL BY NAME SELECT FROM (")
     result = patronload(
         "--project", project_copy, "run", "--warehouse", FIXTURES / "rules", cwd=tmp_path
     )
@@ -71,7 +69,7 @@ def test_cli_unknown_column_in_a_model_is_caught_before_extract(
     tmp_path: Path, project_copy: Path
 ) -> None:
     model = project_copy / "queries" / "models" / "staff_patrons.sql"
-    model.write_text(model.read_text().replace("v.OFFICE_PHONE, 'true'", "v.OFFICE_FAX, 'true'"))
+    edit(model, "v.OFFICE_PHONE, 'true'", "v.OFFICE_FAX, 'true'")
     result = patronload(
         "--project", project_copy, "run", "--warehouse", FIXTURES / "rules", cwd=tmp_path
     )
@@ -85,7 +83,7 @@ def test_cli_unknown_column_in_extract_names_file_line_and_column(
     tmp_path: Path, project_copy: Path
 ) -> None:
     query = project_copy / "queries" / "extract" / "staff.sql"
-    query.write_text(query.read_text().replace("e.OFFICE_PHONE,", "e.OFFICE_FAX,"))
+    edit(query, "e.OFFICE_PHONE,", "e.OFFICE_FAX,")
     result = patronload(
         "--project", project_copy, "extract", "--warehouse", FIXTURES / "rules", cwd=tmp_path
     )
@@ -97,7 +95,7 @@ def test_cli_unknown_column_in_extract_names_file_line_and_column(
 
 def test_cli_unknown_table_in_extract(tmp_path: Path, project_copy: Path) -> None:
     query = project_copy / "queries" / "extract" / "student.sql"
-    query.write_text(query.read_text().replace("FROM LIBRARY_STUDENT s", "FROM LIBRARY_STUDENTS s"))
+    edit(query, "FROM LIBRARY_STUDENT s", "FROM LIBRARY_STUDENTS s")
     result = patronload(
         "--project", project_copy, "extract", "--warehouse", FIXTURES / "rules", cwd=tmp_path
     )
@@ -109,11 +107,10 @@ def test_cli_oracle_construct_duckdb_lacks_is_an_error_not_a_rewrite(
     tmp_path: Path, project_copy: Path
 ) -> None:
     query = project_copy / "queries" / "extract" / "staff.sql"
-    query.write_text(
-        query.read_text().replace(
-            "e.APPOINTMENT_END_DATE,",
-            "TO_CHAR(e.APPOINTMENT_END_DATE, 'YYYY') AS APPOINTMENT_END_DATE,",
-        )
+    edit(
+        query,
+        "e.APPOINTMENT_END_DATE,",
+        "TO_CHAR(e.APPOINTMENT_END_DATE, 'YYYY') AS APPOINTMENT_END_DATE,",
     )
     result = patronload(
         "--project", project_copy, "extract", "--warehouse", FIXTURES / "rules", cwd=tmp_path
@@ -249,10 +246,10 @@ def _rules_copy(tmp_path: Path) -> Path:
     return warehouse
 
 
-def _edit_csv(path: Path, edit: Callable[[list[list[str]]], None]) -> None:
+def _edit_csv(path: Path, change: Callable[[list[list[str]]], None]) -> None:
     with path.open(newline="", encoding="utf-8") as fh:
         rows = list(csv.reader(fh))
-    edit(rows)
+    change(rows)
     with path.open("w", newline="", encoding="utf-8") as fh:
         csv.writer(fh).writerows(rows)
 
@@ -317,11 +314,10 @@ def test_cli_a_warehouse_is_not_a_snapshot(tmp_path: Path) -> None:
 
 def test_cli_lost_rows_fail_the_build_loudly(tmp_path: Path, project_copy: Path) -> None:
     model = project_copy / "queries" / "models" / "staff_patrons.sql"
-    model.write_text(
-        model.read_text().replace(
-            "WHERE v.rejection_reason IS NULL",
-            "WHERE v.rejection_reason IS NULL AND v.MIT_ID <> '000000008'",
-        )
+    edit(
+        model,
+        "WHERE v.rejection_reason IS NULL",
+        "WHERE v.rejection_reason IS NULL AND v.MIT_ID <> '000000008'",
     )
     result = patronload(
         "--project", project_copy, "run", "--warehouse", FIXTURES / "rules", cwd=tmp_path
@@ -382,12 +378,11 @@ def test_cli_a_record_failing_the_schema_publishes_nothing(
     tmp_path: Path, project_copy: Path
 ) -> None:
     model = project_copy / "queries" / "models" / "users.sql"
-    model.write_text(
-        model.read_text().replace(
-            "'expiry_date': strftime(r.as_of + INTERVAL 6 MONTH, '%Y-%m-%d') || 'Z',",
-            "'expiry_date': CASE WHEN p.primary_id = 'NONEBC@MIT.EDU' THEN 'soon' "
-            "ELSE strftime(r.as_of + INTERVAL 6 MONTH, '%Y-%m-%d') || 'Z' END,",
-        )
+    edit(
+        model,
+        "'expiry_date': strftime(r.as_of + INTERVAL 6 MONTH, '%Y-%m-%d') || 'Z',",
+        "'expiry_date': CASE WHEN p.primary_id = 'NONEBC@MIT.EDU' THEN 'soon' "
+        "ELSE strftime(r.as_of + INTERVAL 6 MONTH, '%Y-%m-%d') || 'Z' END,",
     )
     result = patronload(
         "--project", project_copy, "run", "--warehouse", FIXTURES / "rules", cwd=tmp_path

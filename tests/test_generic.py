@@ -6,13 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.conftest import FIXTURES, Run, patronload, read_users, run_fixture
-
-
-def edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text, f"{path} no longer contains {old!r}"
-    path.write_text(text.replace(old, new, 1))
+from tests.conftest import FIXTURES, Run, edit, patronload, read_users, run_fixture
 
 
 def run_project(tmp_path: Path, project: Path) -> Run:
