@@ -14,6 +14,7 @@ import bisect
 import multiprocessing
 import time
 from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -93,7 +94,7 @@ class ChunkChecker:
         self.problems: list[str] = []
         self.records: dict[str, int] = {}
 
-    def submit(self, patron_type: str, data: bytes | memoryview, ends: list[int]) -> None:
+    def submit(self, patron_type: str, data: bytes | memoryview, ends: Sequence[int]) -> None:
         """Queue records (`ends` are their end offsets in `data`) of one patron type."""
         start = 0
         first = self.records.get(patron_type, 0)

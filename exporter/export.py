@@ -120,13 +120,13 @@ def _chunks(reader: Any, counts: _Counts) -> Iterator[Chunk]:
     """Chunks over the XML column of each Arrow batch, sharing its memory."""
     for batch in reader:
         xml = batch.column(0)
+        _, offsets, data = xml.buffers()
         if pa.types.is_large_string(xml.type):
-            view = memoryview(xml.buffers()[1]).cast("q")
+            view = memoryview(offsets).cast("q")
         elif pa.types.is_string(xml.type):
-            view = memoryview(xml.buffers()[1]).cast("i")
+            view = memoryview(offsets).cast("i")
         else:
             raise ExportError(f"unexpected Arrow type {xml.type} for the XML column")
-        data = xml.buffers()[2]
         offs = view[xml.offset : xml.offset + len(xml) + 1]
         base = offs[0]
         counts.truncated += pc.sum(batch.column(1)).as_py() or 0
@@ -142,7 +142,7 @@ def _checked(
 ) -> Generator[Chunk]:
     """Pass chunks on to the zip, each also handed to the validators and counted."""
     for chunk in chunks:
-        checker.submit(patron_type, chunk.data, list(chunk.ends))
+        checker.submit(patron_type, chunk.data, chunk.ends)
         yield chunk
         if on_users:
             on_users(patron_type, chunk.count)
