@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 import duckdb
 
@@ -184,9 +185,50 @@ def _record_metadata(
     )
 
 
+class Warehouse(Protocol):
+    """Where extract reads from. The local warehouse and Oracle both fill a snapshot this way.
+
+    `attach` checks the source (and connects) before any row is copied; `copy` runs
+    one extract query and stores its rows as `main.<target>` of the snapshot.
+    """
+
+    description: str
+
+    def attach(self, con: duckdb.DuckDBPyConnection, tables: list[SourceTable]) -> None: ...
+
+    def copy(self, con: duckdb.DuckDBPyConnection, query: ExtractQuery, target: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class LocalWarehouse:
+    """A DuckDB file or a folder of `<TABLE>.csv`, read with the extract SQL transpiled."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.description = str(path.resolve())
+
+    def attach(self, con: duckdb.DuckDBPyConnection, tables: list[SourceTable]) -> None:
+        if not self.path.exists():
+            raise SourceError(f"warehouse not found: {self.path}")
+        if self.path.is_dir():
+            _attach_csv_folder(con, self.path, tables)
+        else:
+            _attach_duckdb(con, self.path, tables)
+
+    def copy(self, con: duckdb.DuckDBPyConnection, query: ExtractQuery, target: str) -> None:
+        try:
+            con.execute(f"CREATE TABLE main.{quote(target)} AS {query.to_duckdb()}")
+        except duckdb.Error as exc:
+            raise SourceError(f"{query.path}: failed on {self.path}: {first_line(exc)}") from None
+
+    def close(self) -> None:
+        pass
+
+
 def extract(
     project: Project,
-    warehouse: Path,
+    warehouse: Path | Warehouse,
     snapshots: Path,
     on_table: Callable[[str, int], None] | None = None,
 ) -> ExtractResult:
@@ -194,8 +236,10 @@ def extract(
     queries = load_extracts(project)  # parse and check before touching any source
     sources = load_sources(project)
     needed = [sources[name] for name in dict.fromkeys(t for q in queries for t in q.source_tables)]
-    duck_sql = {q.name: q.to_duckdb() for q in queries}
-    if not warehouse.exists():
+    for q in queries:
+        q.to_duckdb()  # a construct with no honest translation fails before any work
+    source = LocalWarehouse(warehouse) if isinstance(warehouse, Path) else warehouse
+    if isinstance(warehouse, Path) and not warehouse.exists():
         raise SourceError(f"warehouse not found: {warehouse}")
     try:
         snapshots.mkdir(parents=True, exist_ok=True)
@@ -207,22 +251,21 @@ def extract(
     started = datetime.now(UTC)
     final = new_snapshot_path(snapshots, started)
     rows: dict[str, int] = {}
-    with write_once(final) as con:
-        if warehouse.is_dir():
-            _attach_csv_folder(con, warehouse, needed)
-        else:
-            _attach_duckdb(con, warehouse, needed)
-        for q in queries:
-            try:
-                con.execute(f"CREATE TABLE main.{quote(q.name)} AS {duck_sql[q.name]}")
-            except duckdb.Error as exc:
-                raise SourceError(f"{q.path}: failed on {warehouse}: {first_line(exc)}") from None
-            (count,) = con.execute(f"SELECT count(*) FROM main.{quote(q.name)}").fetchone() or (0,)
-            rows[q.name] = int(count)
-            log.info("extracted %s rows into %s", count, q.name)
-            if on_table:
-                on_table(q.name, int(count))
-        _refuse_rejected_lines(con)
-        _record_metadata(con, queries, rows, str(warehouse.resolve()), started)
+    try:
+        with write_once(final) as con:
+            source.attach(con, needed)
+            for q in queries:
+                source.copy(con, q, q.name)
+                (count,) = con.execute(f"SELECT count(*) FROM main.{quote(q.name)}").fetchone() or (
+                    0,
+                )
+                rows[q.name] = int(count)
+                log.info("extracted %s rows into %s", count, q.name)
+                if on_table:
+                    on_table(q.name, int(count))
+            _refuse_rejected_lines(con)
+            _record_metadata(con, queries, rows, source.description, started)
+    finally:
+        source.close()
     seconds = (datetime.now(UTC) - started).total_seconds()
     return ExtractResult(final, rows, seconds)
