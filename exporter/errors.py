@@ -39,6 +39,20 @@ class ValidationError(ExporterError):
     """A produced file is not well-formed or does not match the schema."""
 
 
+class DeliveryError(ExporterError):
+    """The zips could not be delivered (S3 upload, removal or verification failed)."""
+
+
+class NotifyError(ExporterError):
+    """The run report could not be sent; the run's own result stands."""
+
+
+class GuardError(ExporterError):
+    """A feed looks wrong (a patron type empty or shrunk too much); nothing was delivered."""
+
+    exit_code = 3
+
+
 class StageError(ExporterError):
     """Wraps a failure with the pipeline stage it happened in."""
 

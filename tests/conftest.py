@@ -15,9 +15,25 @@ from typing import Any
 import pytest
 import xmltodict
 
+from tests.servers import moto, moto_server, smtp_server  # noqa: F401  (fixtures)
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 CLI = str(Path(sys.executable).parent / "patronload")
+#: Settings the CLI reads; the developer's own values never leak into a test run.
+OWN_SETTINGS = (
+    "PATRONLOAD_",
+    "DATA_WAREHOUSE_",
+    "S3_",
+    "SES_",
+    "SMTP_",
+    "STARTTLS",
+    "WORKSPACE",
+    "LOG_LEVEL",
+    "ORACLE_LIB_DIR",
+    "SENTRY_DSN",
+    "AWS_",
+)
 
 
 @dataclass
@@ -31,7 +47,7 @@ class Result:
 
 def patronload(*args: str | Path, cwd: Path, env: dict[str, str] | None = None) -> Result:
     """Run the installed `patronload` command, as a user would."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("PATRONLOAD_")}
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(OWN_SETTINGS)}
     full_env.update(env or {})
     proc = subprocess.run(
         [CLI, *map(str, args)], cwd=cwd, capture_output=True, text=True, env=full_env, timeout=600
