@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import duckdb
@@ -17,6 +17,11 @@ import duckdb
 from exporter import __version__
 from exporter.errors import ExporterError, UsageError
 from exporter.project import Project, load_project
+from exporter.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from exporter.extract import Warehouse
+    from exporter.job import Redactor
 
 log = logging.getLogger("exporter")
 
@@ -31,15 +36,37 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except ExporterError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            _to_sentry(ctx, exc)
+            click.echo(f"Error: {_redact(ctx, str(exc))}", err=True)
             ctx.exit(exc.exit_code)
         except duckdb.Error as exc:  # a database failure no stage anticipated
+            _to_sentry(ctx, exc)
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             click.echo(
-                f"Error: unexpected database error: {first} (run with -v for the log)", err=True
+                f"Error: unexpected database error: {_redact(ctx, first)} "
+                "(run with -v for the log)",
+                err=True,
             )
             log.debug("unexpected database error", exc_info=True)
             ctx.exit(1)
+        except Exception as exc:  # a bug: Sentry hears of it, the traceback stays
+            _to_sentry(ctx, exc)
+            raise
+
+
+def _redact(ctx: click.Context, text: str) -> str:
+    redactor = (ctx.obj or {}).get("redactor")
+    return redactor.redact(text) if redactor else text
+
+
+def _to_sentry(ctx: click.Context, exc: BaseException) -> None:
+    """Report an exception to Sentry when SENTRY_DSN is set, and wait for it to leave."""
+    if not (ctx.obj or {}).get("sentry"):
+        return
+    import sentry_sdk
+
+    sentry_sdk.capture_exception(exc)
+    sentry_sdk.flush(timeout=5)
 
 
 def _as_of(value: str | None) -> date:
@@ -91,32 +118,72 @@ def _project(ctx: click.Context) -> Project:
     return ctx.obj["project"]  # type: ignore[no-any-return]
 
 
-def _resolve_warehouse(warehouse: Path | None) -> Path:
-    """The warehouse to read: the one named, or the demo warehouse, made if missing."""
-    if warehouse is not None:
-        return warehouse
-    if not DEMO_WAREHOUSE.exists():
-        from exporter.demo import write_demo_warehouse
-        from exporter.sources import load_sources
+def _make_demo(path: Path) -> None:
+    from exporter.demo import write_demo_warehouse
+    from exporter.sources import load_sources
 
-        DEMO_WAREHOUSE.parent.mkdir(parents=True, exist_ok=True)
-        click.echo(f"creating the demo warehouse {DEMO_WAREHOUSE} (5,000 people)", err=True)
-        write_demo_warehouse(DEMO_WAREHOUSE, load_sources(load_project()), 5000, 1)
-    return DEMO_WAREHOUSE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    click.echo(f"creating the demo warehouse {path} (5,000 people)", err=True)
+    write_demo_warehouse(path, load_sources(load_project()), 5000, 1)
 
 
-def _check_writable(folder: Path, what: str) -> None:
-    """Fail before any work when a folder we will write to cannot be written."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".patronload-write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise UsageError(f"the {what} {folder} cannot be written: {exc.strerror}") from None
+def _settings(ctx: click.Context, **flags: str | None) -> Settings:
+    """The settings with this command's own flags on top of the global ones."""
+    if not any(v is not None for v in flags.values()):
+        return ctx.obj["settings"]  # type: ignore[no-any-return]
+    return load_settings({**ctx.obj["flags"], **flags}, ctx.obj["env_file"])
 
 
-@click.group(cls=Group, context_settings=CONTEXT)
+def _warehouse(ctx: click.Context, warehouse: Path | None) -> Warehouse:
+    """The warehouse extract reads: --warehouse, else Oracle if configured, else (dev) demo."""
+    from exporter.job import choose_warehouse
+
+    settings = _settings(ctx)
+    settings.require(warehouse=warehouse is None, delivery=False, mail=False)
+    return choose_warehouse(settings, warehouse, DEMO_WAREHOUSE, _make_demo)
+
+
+def _setup_logging(verbose: bool, level_name: str, redactor: Redactor) -> None:
+    """stderr shows LOG_LEVEL (INFO with -v); the run's own log capture sees INFO anyway."""
+    level = logging.INFO if verbose else logging.getLevelNamesMapping().get(level_name.upper())
+    if level is None:
+        raise UsageError(f"LOG_LEVEL: {level_name!r} is not DEBUG, INFO, WARNING or ERROR")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(level)
+    handler.addFilter(redactor)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("botocore", "boto3", "s3transfer", "urllib3"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+def _start_sentry(settings: Settings) -> bool:
+    dsn = settings.get("SENTRY_DSN")
+    if not dsn:
+        return False
+    import sentry_sdk
+
+    secrets = settings.secrets()
+
+    def scrub(event: Any, _hint: Any) -> Any:
+        text = json.dumps(event, default=str)
+        for secret in secrets:
+            text = text.replace(json.dumps(secret)[1:-1], "****")
+        return json.loads(text)
+
+    sentry_sdk.init(
+        dsn=dsn,
+        environment=settings.workspace,
+        release=f"patronload@{__version__}",
+        send_default_pii=False,
+        before_send=scrub,
+    )
+    return True
+
+
+@click.group(cls=Group, context_settings=CONTEXT, invoke_without_command=True)
 @click.version_option(__version__, "--version", prog_name="patronload")
 @click.option(
     "--project",
@@ -124,20 +191,54 @@ def _check_writable(folder: Path, what: str) -> None:
     envvar="PATRONLOAD_PROJECT",
     help="Project folder with queries/ and schemas/ (default: the built-in project).",
 )
+@click.option(
+    "--env-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="PATRONLOAD_ENV_FILE",
+    help="Settings file of NAME=value lines (default: .env here, if there is one).",
+)
+@click.option(
+    "--workspace",
+    type=click.Choice(["dev", "stage", "prod"]),
+    help="Overrides WORKSPACE. Only dev falls back to demo data and a local outbox.",
+)
+@click.option(
+    "-t",
+    "--database-connection-test",
+    "connection_test",
+    is_flag=True,
+    help="Only connect to the Oracle warehouse and print its version (same as db-test).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log every step to stderr.")
 @click.pass_context
-def cli(ctx: click.Context, project: Path | None, verbose: bool) -> None:
+def cli(
+    ctx: click.Context,
+    project: Path | None,
+    env_file: Path | None,
+    workspace: str | None,
+    connection_test: bool,
+    verbose: bool,
+) -> None:
     """Build Alma SIS user files from a data warehouse, and explain what happened.
 
     Example: patronload run --as-of 2026-03-01
     """
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from exporter.job import Redactor
+
     ctx.ensure_object(dict)
+    if env_file is None and Path(".env").is_file():
+        env_file = Path(".env")
+    flags = {"WORKSPACE": workspace}
+    settings = load_settings(flags, env_file)
+    redactor = Redactor(settings.secrets())
+    ctx.obj.update(flags=flags, env_file=env_file, settings=settings, redactor=redactor)
+    _setup_logging(verbose, settings.get("LOG_LEVEL") or "WARNING", redactor)
+    ctx.obj["sentry"] = _start_sentry(settings)
     ctx.obj["project"] = load_project(project)
+    if connection_test:
+        ctx.invoke(db_test)
+    elif ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
 
 
 SNAPSHOTS = click.option(
@@ -231,12 +332,11 @@ def demo_warehouse(ctx: click.Context, path: Path, patrons: int, seed: int) -> N
 def _extract(ctx: click.Context, warehouse: Path | None, snapshots: Path) -> Path:
     from exporter.extract import extract
 
-    source = _resolve_warehouse(warehouse)
+    source = _warehouse(ctx, warehouse)
     with _progress("extracting") as update:
         result = extract(_project(ctx), source, snapshots, on_table=update)
     for name, n in result.rows.items():
         click.echo(f"{name}: {n:,} rows extracted", err=True)
-    ctx.obj["extract_seconds"] = result.seconds
     return result.snapshot
 
 
@@ -283,49 +383,52 @@ def build_cmd(
     click.echo(str(built.database))
 
 
+DRY_RUN = click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Review mode: build and validate into the outbox only; never touch the bucket.",
+)
+FORCE = click.option(
+    "--force",
+    is_flag=True,
+    help="Deliver even if a patron type is empty or shrank more than --max-drop.",
+)
+MAX_DROP = click.option(
+    "--max-drop",
+    help="Largest share a patron type may shrink by since the last delivery "
+    "(PATRONLOAD_MAX_DROP, default 0.10).",
+)
+
+
 def export_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """The options `export` and `run` share, handed on to `_export_and_report`."""
-    for option in reversed([BUILD_DIR, OUTBOX, AS_OF, MAX_XML, ROOT, JSON, HISTORY]):
+    """The options `export` and `run` share, handed on to `_job`."""
+    options = [BUILD_DIR, OUTBOX, AS_OF, MAX_XML, ROOT, DRY_RUN, FORCE, MAX_DROP, JSON, HISTORY]
+    for option in reversed(options):
         command = option(command)
     return command
 
 
-def _export_and_report(
+def _job(
     ctx: click.Context,
-    snapshot: Path,
     *,
-    build_dir: Path,
-    outbox: Path,
-    as_of: str | None,
-    max_xml_bytes: int,
-    root_element: str | None,
+    max_drop: str | None,
     as_json: bool,
-    history_file: Path,
+    as_of: str | None,
+    **options: Any,
 ) -> None:
-    from exporter.export import export
-    from exporter.history import record_run
-    from exporter.package import Limits
-    from exporter.report import RunReport
+    from exporter.job import JobOptions, run_job
 
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d_%H.%M.%S")
-    report = RunReport()
-    if "extract_seconds" in ctx.obj:
-        report.seconds["extract"] = ctx.obj["extract_seconds"]
-    _check_writable(outbox, "outbox")
-    built = _build(ctx, snapshot, build_dir, _as_of(as_of))
-    report.add_build(built)
-    with _progress("writing users") as update:
-        result = export(
-            _project(ctx),
-            built,
-            outbox,
-            stamp,
-            Limits(max_xml_bytes=max_xml_bytes),
-            root_element=root_element,
-            on_users=update,
-        )
-    report.add_export(result)
-    record_run(history_file, report, built.database, str(outbox.resolve()))
+    job = JobOptions(as_of=_as_of(as_of), demo_warehouse=DEMO_WAREHOUSE, **options)
+    settings = _settings(ctx, PATRONLOAD_MAX_DROP=max_drop)
+
+    report = run_job(
+        _project(ctx),
+        settings,
+        job,
+        make_demo=_make_demo,
+        progress=_progress,
+        echo=lambda line: click.echo(line, err=True),
+    )
     click.echo(report.to_json() if as_json else "\n".join(report.lines()))
 
 
@@ -334,15 +437,14 @@ def _export_and_report(
 @SNAPSHOTS
 @export_options
 @click.pass_context
-def export_cmd(
-    ctx: click.Context, /, snapshot: Path | None, snapshots: Path, **options: Any
-) -> None:
-    """Build the models on a snapshot and write validated zips to the outbox.
+def export_cmd(ctx: click.Context, /, **options: Any) -> None:
+    """Build the models on a snapshot, write validated zips, deliver them and report.
 
-    Example: patronload export --outbox outbox --as-of 2026-03-01
+    Delivery goes to S3 when S3_BUCKET_NAME and S3_PREFIX are set, else the outbox.
+
+    Example: patronload export --snapshot snapshots/2026-03-01T060000.000000Z.duckdb --dry-run
     """
-    _as_of(options["as_of"])  # a bad date fails before any work
-    _export_and_report(ctx, _snapshot(snapshot, snapshots), **options)
+    _job(ctx, extract_first=False, **options)
 
 
 @cli.command(context_settings=CONTEXT)
@@ -350,18 +452,42 @@ def export_cmd(
 @SNAPSHOTS
 @export_options
 @click.pass_context
-def run(ctx: click.Context, /, warehouse: Path | None, snapshots: Path, **options: Any) -> None:
-    """Extract, build and export in one go: the daily job.
+def run(ctx: click.Context, /, **options: Any) -> None:
+    """Extract, build, export, deliver and report in one go: the daily job.
 
     Example: patronload run --warehouse warehouse/demo.duckdb --outbox outbox
     """
-    from exporter.build import preflight
+    _job(ctx, extract_first=True, **options)
 
-    _as_of(options["as_of"])  # a bad date fails before any work
-    preflight(_project(ctx))  # every SQL file checked before anything is written
-    _check_writable(options["outbox"], "outbox")
-    snapshot = _extract(ctx, warehouse, snapshots)
-    _export_and_report(ctx, snapshot, **options)
+
+@cli.command("config", context_settings=CONTEXT)
+@click.pass_context
+def config_cmd(ctx: click.Context) -> None:
+    """Print every setting's effective value (secrets masked) and where it came from.
+
+    Example: patronload --env-file prod.env config
+    """
+    settings = _settings(ctx)
+    where = f"settings file: {settings.env_file}" if settings.env_file else "no settings file"
+    click.echo(where)
+    for line in settings.lines():
+        click.echo(line)
+
+
+@cli.command("db-test", context_settings=CONTEXT)
+@click.pass_context
+def db_test(ctx: click.Context) -> None:
+    """Only connect to the Oracle warehouse and print its version.
+
+    Example: patronload db-test   (or: patronload -t)
+    """
+    from exporter.job import oracle_settings
+    from exporter.oracle import server_version
+
+    version = server_version(oracle_settings(_settings(ctx)))
+    message = f"Successfully connected to Oracle Database version: {version}"
+    logging.getLogger("exporter.oracle").info(message)
+    click.echo(message)
 
 
 @cli.command(context_settings=CONTEXT)

@@ -15,8 +15,21 @@ from exporter.report import RunReport
 DEFAULT_HISTORY = Path("history/runs.jsonl")
 
 
-def record_run(path: Path, report: RunReport, build: Path, target: str) -> dict[str, Any]:
-    """Append one run to the history, written and flushed as a single line."""
+def record_run(
+    path: Path,
+    report: RunReport,
+    build: Path,
+    target: str,
+    *,
+    delivered: bool = True,
+    keys: list[str] | None = None,
+    workspace: str = "dev",
+) -> dict[str, Any]:
+    """Append one run to the history, written and flushed as a single line.
+
+    `delivered` is false for a dry run: the guard compares with delivered runs only.
+    `keys` are where the files went (S3 URLs or local paths).
+    """
     entry = {
         "time": datetime.now(UTC).isoformat(timespec="seconds"),
         "snapshot": report.snapshot,
@@ -27,7 +40,9 @@ def record_run(path: Path, report: RunReport, build: Path, target: str) -> dict[
         "rejections": report.rejections,
         "files": report.files,
         "target": target,
-        "delivered": True,
+        "delivered": delivered,
+        "keys": keys or [],
+        "workspace": workspace,
     }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -37,7 +52,7 @@ def record_run(path: Path, report: RunReport, build: Path, target: str) -> dict[
             os.fsync(fh.fileno())
     except OSError as exc:
         raise ExportError(
-            f"the zips were written to {target}, but the run could not be recorded in "
+            f"the zips went to {target}, but the run could not be recorded in "
             f"{path}: {exc.strerror}"
         ) from None
     return entry

@@ -23,6 +23,9 @@ class RunReport:
     removed_chars: int = 0
     truncated_values: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
+    destinations: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    report_sent_to: str = ""
 
     def add_build(self, built: BuildResult) -> None:
         self.snapshot = str(built.snapshot)
@@ -60,7 +63,7 @@ class RunReport:
             found.append(f"{self.removed_chars} character(s) not allowed in XML 1.0 were removed")
         if self.truncated_values:
             found.append(f"{self.truncated_values} value(s) longer than Alma allows were cut")
-        return found
+        return found + self.notes
 
     def lines(self) -> list[str]:
         """The report as aligned plain-text lines."""
@@ -83,6 +86,11 @@ class RunReport:
                     f"  {f['zip']}  {f['users']:,} users, {f['zip_bytes']:,} bytes "
                     f"({f['xml_bytes']:,} XML in {len(f['xml_files'])} file(s))"
                 )
+        local = {f["zip"] for f in self.files}
+        if self.destinations and set(self.destinations) != local:
+            out += ["", "delivered to"] + [f"  {d}" for d in self.destinations]
+        if self.report_sent_to:
+            out += ["", f"report sent to {self.report_sent_to}"]
         warnings = self.warnings()
         if warnings:
             out += ["", "warnings"] + [f"  {w}" for w in warnings]

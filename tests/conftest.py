@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import xmltodict
 
+from tests.faultproxy import fault_proxy  # noqa: F401  (fixture)
 from tests.servers import moto, moto_server, smtp_server  # noqa: F401  (fixtures)
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -33,7 +33,8 @@ def _edit(path: Path, change: object) -> None:
 
 
 def _run(cwd: Path) -> None:
-    result = patronload("run", "--warehouse", "wh", "--as-of", "2023-03-01", cwd=cwd)
+    # A ten-person fixture shrinks by more than the feed guard allows: that is the story.
+    result = patronload("run", "--warehouse", "wh", "--as-of", "2023-03-01", "--force", cwd=cwd)
     assert result.code == 0, result.err
 
 

@@ -1,0 +1,39 @@
+"""The guard against bad feeds: no delivery when a patron type is empty or shrank too much.
+
+A broken warehouse job upstream typically shows as a table that is empty or half
+loaded. Alma would then expire everyone missing, so such a feed is refused unless
+the operator says `--force`; the comparison is with the last delivered run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def last_delivered(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The newest run in the history that was delivered (dry runs do not count)."""
+    for run in reversed(runs):
+        if run.get("delivered"):
+            return dict(run)
+    return None
+
+
+def feed_problems(
+    exported: dict[str, int], previous: dict[str, Any] | None, max_drop: float
+) -> list[str]:
+    """Why this feed must not be delivered; empty when it may be."""
+    before: dict[str, int] = dict(previous["exported"]) if previous else {}
+    problems = []
+    for patron_type in sorted(set(exported) | set(before)):
+        now, then = exported.get(patron_type, 0), before.get(patron_type, 0)
+        if now == 0:
+            since = f" (the run of {previous['time']} had {then:,})" if previous and then else ""
+            problems.append(f"{patron_type}: no patrons to export{since}")
+        elif then and (then - now) / then > max_drop:
+            change = (now - then) / then
+            when = previous["time"] if previous else "?"
+            problems.append(
+                f"{patron_type}: {then:,} -> {now:,} patrons ({change:+.1%}) since the run of "
+                f"{when}, more than the {max_drop:.0%} drop allowed"
+            )
+    return problems
