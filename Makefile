@@ -40,5 +40,5 @@ lint: $(STAMP) ## ruff and mypy over the package and tests
 	$(BIN)/ruff check exporter tests
 	$(BIN)/mypy exporter
 
-clean: ## Remove generated data (snapshots, builds, outbox, demo warehouse)
-	rm -rf snapshots build outbox warehouse
+clean: ## Remove generated data (snapshots, builds, outbox, demo warehouse, run history)
+	rm -rf snapshots build outbox warehouse history

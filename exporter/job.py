@@ -280,7 +280,6 @@ def _stages(
     if target is not None:
         from exporter.deliver import check_bucket, make_client
 
-        state.stage = "deliver"
         client = make_client(target, max_attempts=settings.integer("PATRONLOAD_S3_ATTEMPTS"))
         check_bucket(target, client)  # an unreachable bucket fails before hours of work
 

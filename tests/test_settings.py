@@ -141,3 +141,20 @@ def test_db_test_without_settings_names_them(tmp_path: Path) -> None:
         "Error: the Oracle warehouse needs these settings: DATA_WAREHOUSE_USER, "
         "DATA_WAREHOUSE_PASSWORD, DATA_WAREHOUSE_PORT, DATA_WAREHOUSE_SID\n",
     )
+
+
+def test_run_reads_oracle_when_configured_and_fails_cleanly_when_it_is_down(
+    tmp_path: Path,
+) -> None:
+    """All five DATA_WAREHOUSE_* set: the run extracts from Oracle, never the demo."""
+    port = free_port()
+    result = patronload("run", cwd=tmp_path, env={**ORACLE, "DATA_WAREHOUSE_PORT": str(port)})
+    assert result.code == 1
+    assert result.err.splitlines()[-1].startswith(
+        f"Error: cannot connect to Oracle at 127.0.0.1:{port} (SID DWPROD): DPY-"
+    )
+    assert not (tmp_path / "warehouse").exists()
+    assert not list((tmp_path / "snapshots").glob("*"))
+    (report,) = (tmp_path / "outbox").glob("report-*.eml")
+    assert "FAILED at extract" in report.read_text()
+    assert "Tiger-Secret-91" not in result.err + report.read_text()
