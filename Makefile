@@ -36,9 +36,10 @@ test: $(STAMP) ## Run the test suite
 bench: $(STAMP) ## Benchmark extract, build, export at PATRONS (default 1,000,000) and 100,000
 	$(BIN)/patronload bench --patrons $(PATRONS)
 
-lint: $(STAMP) ## ruff and mypy over the package and tests
+lint: $(STAMP) ## ruff and mypy over the package and tests, patronload lint over queries/
 	$(BIN)/ruff check exporter tests
 	$(BIN)/mypy exporter
+	$(BIN)/patronload lint
 
 clean: ## Remove generated data (snapshots, builds, outbox, demo warehouse, run history)
 	rm -rf snapshots build outbox warehouse history

@@ -41,7 +41,9 @@ MARKS = {"added": "+", "removed": "-", "changed": "~"}
 Counts = dict[str, dict[str, int]]
 
 # Every row of either build, classified. The FULL OUTER JOIN reads each model once;
-# `fields` (the differing top-level fields) is only computed for changed rows.
+# `{changed}` decides whether a record present in both builds changed, and `{fields}`
+# (the differing fields) is only computed for changed rows. Both see the two records
+# as `old_record` and `new_record`.
 _CLASSIFY = """
 CREATE TEMP TABLE delta AS
 SELECT
@@ -49,21 +51,30 @@ SELECT
     CASE WHEN kind = 'changed' THEN {fields} END AS fields
 FROM (
     SELECT
-        coalesce(n.{group}, o.{group}) AS patron_type,
-        coalesce(n.{key}, o.{key}) AS record_key,
+        patron_type, record_key, old_record, new_record,
         CASE
-            WHEN o.{key} IS NULL THEN 'added'
-            WHEN n.{key} IS NULL THEN 'removed'
-            WHEN o.{record} IS DISTINCT FROM n.{record} THEN 'changed'
+            WHEN NOT in_old THEN 'added'
+            WHEN NOT in_new THEN 'removed'
+            WHEN {changed} THEN 'changed'
             ELSE 'unchanged'
-        END AS kind,
-        o.{record} AS old_record,
-        n.{record} AS new_record
-    FROM old_build.main.{model} AS o
-    FULL OUTER JOIN new_build.main.{model} AS n
-        ON o.{group} = n.{group} AND o.{key} = n.{key}
+        END AS kind
+    FROM (
+        SELECT
+            coalesce(n.{group}, o.{group}) AS patron_type,
+            coalesce(n.{key}, o.{key}) AS record_key,
+            o.{key} IS NOT NULL AS in_old,
+            n.{key} IS NOT NULL AS in_new,
+            o.{old_record} AS old_record,
+            n.{new_record} AS new_record
+        FROM old_build.main.{model} AS o
+        FULL OUTER JOIN new_build.main.{model} AS n
+            ON o.{group} = n.{group} AND o.{key} = n.{key}
+    )
 )
 """
+
+#: A record present in both builds changed when it differs in any way.
+RECORD_DIFFERS = "old_record IS DISTINCT FROM new_record"
 
 _COUNTS = "SELECT patron_type, kind, count(*) AS n FROM delta GROUP BY ALL ORDER BY ALL"
 
@@ -182,7 +193,7 @@ class DiffResult:
         return out
 
 
-def _check_snapshot(snapshot: Path) -> None:
+def check_snapshot(snapshot: Path) -> None:
     """Raise SnapshotError unless `snapshot` opens as a snapshot (the build's own check)."""
     con = connect()
     try:
@@ -214,7 +225,7 @@ def diff_snapshots(
         BuildError: A model failed to build on either snapshot.
     """
     for snapshot in (old, new):  # both, before the first (long) build
-        _check_snapshot(snapshot)
+        check_snapshot(snapshot)
     final_model = project.settings().final_model
     with tempfile.TemporaryDirectory(prefix="patronload-diff-") as work:
         old_db, new_db = Path(work) / "old.duckdb", Path(work) / "new.duckdb"
@@ -245,24 +256,66 @@ def diff_builds(
             final models' records differ in type.
     """
     started = time.perf_counter()
-    with _attached(old_db, new_db) as con:
+    with attach_builds(old_db, new_db) as con:
         record, names = _record_struct(con, old_db, new_db, final_model)
+        checks = [
+            (name, f"old_record[{literal(name)}] IS DISTINCT FROM new_record[{literal(name)}]")
+            for name in names
+        ]
+        counts = classify(con, final_model, (record, record), RECORD_DIFFERS, checks)
         parts = {
             "group": quote(GROUP_COLUMN),
             "key": quote(KEY_COLUMN),
             "record": quote(record),
             "model": quote(final_model),
         }
-        con.execute(_CLASSIFY.format(fields=_differing_fields(names), **parts))
-        counts = _counts(con)
         changes = _changes(con, _CHANGES.format(**parts), limit) if limit > 0 else []
     log.info("compared %s and %s in %.2fs", old_db.name, new_db.name, time.perf_counter() - started)
     return counts, changes
 
 
+def classify(
+    con: duckdb.DuckDBPyConnection,
+    final_model: str,
+    records: tuple[str, str],
+    changed: str,
+    checks: list[tuple[str, str]],
+) -> Counts:
+    """Classify every record of two attached builds into the temporary table `delta`.
+
+    `delta` holds patron_type, record_key, kind and, for changed records, `fields`: the
+    labels of the `checks` that hold, in order.
+
+    Args:
+        con: A connection from `attach_builds`.
+        final_model: The final model, in both builds.
+        records: The record column in the old build and in the new one.
+        changed: A SQL condition on `old_record` and `new_record`: the record changed.
+        checks: (label, SQL condition on `old_record` and `new_record`) pairs.
+
+    Returns:
+        Counts per patron type and kind.
+    """
+    con.execute(
+        _CLASSIFY.format(
+            group=quote(GROUP_COLUMN),
+            key=quote(KEY_COLUMN),
+            model=quote(final_model),
+            old_record=quote(records[0]),
+            new_record=quote(records[1]),
+            changed=changed,
+            fields=_differing(checks),
+        )
+    )
+    return _counts(con)
+
+
 @contextmanager
-def _attached(old_db: Path, new_db: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """An in-memory connection with both builds attached read-only, memory capped."""
+def attach_builds(old_db: Path, new_db: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory connection with both builds attached read-only, memory capped.
+
+    The builds are `old_build` and `new_build`.
+    """
     with tempfile.TemporaryDirectory(prefix="patronload-diff-spill-") as spill:
         con = connect()
         try:
@@ -287,21 +340,8 @@ def _record_struct(
     Both builds must hold the final model with the same record type: records of
     different shapes cannot be compared field by field.
     """
-    found: list[tuple[str, Any]] = []
-    for alias, path in (("old_build", old_db), ("new_build", new_db)):
-        try:
-            rel = con.table(f"{alias}.main.{quote(final_model)}")
-        except duckdb.Error:
-            raise BuildError(f"{path}: has no final model {final_model}") from None
-        columns = dict(zip(rel.columns, rel.types, strict=True))
-        record = [c for c in columns if c not in (GROUP_COLUMN, KEY_COLUMN)]
-        if len(columns) - len(record) != 2 or len(record) != 1 or columns[record[0]].id != "struct":
-            raise BuildError(
-                f"{path}: {final_model} must have {GROUP_COLUMN}, {KEY_COLUMN} and one STRUCT "
-                f"column; it has {', '.join(columns)}"
-            )
-        found.append((record[0], columns[record[0]]))
-    (old_name, old_type), (new_name, new_type) = found
+    old_name, old_type = record_column(con, "old_build", old_db, final_model)
+    new_name, new_type = record_column(con, "new_build", new_db, final_model)
     if old_name != new_name or str(old_type) != str(new_type):
         raise BuildError(
             f"{old_db} and {new_db}: the records of {final_model} differ in type; "
@@ -310,14 +350,33 @@ def _record_struct(
     return old_name, [name for name, _ in old_type.children]
 
 
-def _differing_fields(names: list[str]) -> str:
-    """A SQL list of the top-level fields whose values differ between the two records."""
-    checks = ", ".join(
-        f"CASE WHEN old_record[{literal(name)}] IS DISTINCT FROM "
-        f"new_record[{literal(name)}] THEN {literal(name)} END"
-        for name in names
-    )
-    return f"list_filter([{checks}], lambda f: f IS NOT NULL)"
+def record_column(
+    con: duckdb.DuckDBPyConnection, alias: str, path: Path, final_model: str
+) -> tuple[str, Any]:
+    """The name and DuckDB type of the record column of an attached build's final model.
+
+    Raises:
+        BuildError: The build has no final model, or it is not patron_type, record_key
+            and one STRUCT column.
+    """
+    try:
+        rel = con.table(f"{alias}.main.{quote(final_model)}")
+    except duckdb.Error:
+        raise BuildError(f"{path}: has no final model {final_model}") from None
+    columns = dict(zip(rel.columns, rel.types, strict=True))
+    record = [c for c in columns if c not in (GROUP_COLUMN, KEY_COLUMN)]
+    if len(columns) - len(record) != 2 or len(record) != 1 or columns[record[0]].id != "struct":
+        raise BuildError(
+            f"{path}: {final_model} must have {GROUP_COLUMN}, {KEY_COLUMN} and one STRUCT "
+            f"column; it has {', '.join(columns)}"
+        )
+    return record[0], columns[record[0]]
+
+
+def _differing(checks: list[tuple[str, str]]) -> str:
+    """A SQL list of the labels of the checks that hold, in order."""
+    cases = ", ".join(f"CASE WHEN {cond} THEN {literal(label)} END" for label, cond in checks)
+    return f"list_filter([{cases}], lambda f: f IS NOT NULL)"
 
 
 def _counts(con: duckdb.DuckDBPyConnection) -> Counts:
