@@ -725,6 +725,176 @@ def history_cmd(history_file: Path, as_json: bool) -> None:
         click.echo(f"no runs recorded in {history_file}")
 
 
+@cli.command("test", context_settings=CONTEXT)
+@SNAPSHOT
+@SNAPSHOTS
+@BUILD_DIR
+@AS_OF
+@click.pass_context
+def test_cmd(
+    ctx: click.Context, snapshot: Path | None, snapshots: Path, build_dir: Path, as_of: str | None
+) -> None:
+    """Build the models on a snapshot and run the data tests (built-in and queries/tests/).
+
+    Exit 1 if a test fails; warnings are shown but do not fail.
+
+    Example: patronload test --snapshot snapshots/2026-03-01T060000.000000Z.duckdb
+    """
+    from exporter.datatests import check, run_tests
+
+    built = _build(ctx, _snapshot(snapshot, snapshots), build_dir, _as_of(as_of))
+    outcomes = run_tests(_project(ctx), built.database)
+    for outcome in outcomes:
+        click.echo("\n".join(outcome.lines()))
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("pass", "warn", "fail")}
+    click.echo(", ".join(f"{n} {s}" for s, n in counts.items()))
+    check(outcomes)
+
+
+@cli.command("preview", context_settings=CONTEXT)
+@click.argument("queries", nargs=-1)
+@click.option("--type", "patron_type", help="Only this patron type, e.g. staff.")
+@click.option("--limit", type=click.IntRange(min=1), default=3, show_default=True)
+@SNAPSHOT
+@SNAPSHOTS
+@AS_OF
+@click.pass_context
+def preview_cmd(
+    ctx: click.Context,
+    queries: tuple[str, ...],
+    patron_type: str | None,
+    limit: int,
+    snapshot: Path | None,
+    snapshots: Path,
+    as_of: str | None,
+) -> None:
+    """The XML that would be sent for a few patrons, straight from the models.
+
+    QUERY is a primary id, MIT ID, barcode, email or name, as for explain. The models
+    are built fresh on the snapshot (default: the latest) from the SQL as it is now.
+
+    Example: patronload preview --type student --limit 2
+    """
+    import tempfile
+
+    from exporter.preview import preview
+
+    with tempfile.TemporaryDirectory(prefix="patronload-preview-") as scratch:
+        # built aside, so a preview never replaces the build that explain reads
+        built = _build(ctx, _snapshot(snapshot, snapshots), Path(scratch), _as_of(as_of))
+        records = preview(_project(ctx), built.database, list(queries), patron_type, limit)
+    for record in records:
+        click.echo(f"<!-- {record.patron_type} {record.record_key} -->")
+        click.echo(record.xml)
+    if not records:
+        click.echo("no patron matches", err=True)
+        raise click.exceptions.Exit(1)
+
+
+@cli.command("models", context_settings=CONTEXT)
+@SNAPSHOT
+@SNAPSHOTS
+@BUILD_DIR
+@click.pass_context
+def models_cmd(ctx: click.Context, snapshot: Path | None, snapshots: Path, build_dir: Path) -> None:
+    """The models in dependency order, what each reads, and its rows on the latest build.
+
+    Example: patronload models
+    """
+    from exporter.models import load_models
+
+    models = load_models(_project(ctx))
+    counts: dict[str, int | None] = {}
+    try:
+        database = _built(ctx, _snapshot(snapshot, snapshots), build_dir)
+    except ExporterError as exc:
+        click.echo(f"(no row counts: {exc})", err=True)
+    else:
+        from exporter.duck import connect, quote
+
+        with connect(database, read_only=True) as con:
+            for m in models:
+                (n,) = con.execute(f"SELECT count(*) FROM {quote(m.name)}").fetchone() or (0,)
+                counts[m.name] = int(n)
+    width = max(len(m.name) for m in models)
+    for m in models:
+        rows = f"{counts[m.name]:>10,}" if m.name in counts else f"{'':>10}"
+        kind = "view" if m.is_view else "table"
+        click.echo(f"{m.name:<{width}}  {kind:<5} {rows}  reads {', '.join(m.reads)}")
+
+
+@cli.command("lint", context_settings=CONTEXT)
+@click.pass_context
+def lint_cmd(ctx: click.Context) -> None:
+    """Check every SQL file of queries/ without running anything: syntax, tables, columns.
+
+    Each problem is printed as file:line:col: message; exit 1 if there is any.
+
+    Example: patronload lint
+    """
+    from exporter.lint import lint_project
+
+    result = lint_project(_project(ctx))
+    for problem in result.problems:
+        click.echo(str(problem))
+    if result.problems:
+        click.echo(f"{len(result.problems)} problem(s) in {result.files} file(s)", err=True)
+        raise click.exceptions.Exit(1)
+    click.echo(f"{result.files} file(s) checked, no problems")
+
+
+@cli.command("impact", context_settings=CONTEXT)
+@click.option("--base", default="HEAD", show_default=True, help="Git revision to compare with.")
+@SNAPSHOT
+@SNAPSHOTS
+@AS_OF
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    help="Examples shown side by side per kind of change.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def impact_cmd(
+    ctx: click.Context,
+    base: str,
+    snapshot: Path | None,
+    snapshots: Path,
+    as_of: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """What a change to queries/ does to the records: the models at --base and as they
+    are now, built on the same snapshot and compared. Nothing is delivered.
+
+    Example: patronload impact --base main
+    """
+    from exporter.impact import impact
+
+    result = impact(_project(ctx), _snapshot(snapshot, snapshots), base, _as_of(as_of), limit)
+    click.echo(result.to_json() if as_json else "\n".join(result.lines()))
+
+
+@cli.command("lineage", context_settings=CONTEXT)
+@click.argument("element")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def lineage_cmd(ctx: click.Context, element: str, as_json: bool) -> None:
+    """Which source columns and SQL files feed an XML element.
+
+    ELEMENT is an element name of the record, or a dotted path of them
+    (parent.child) when a name is used in several places.
+
+    Example: patronload lineage <element>
+    """
+    from exporter.lineage import lineage
+
+    result = lineage(_project(ctx), element)
+    click.echo(result.to_json() if as_json else "\n".join(result.lines()))
+
+
 def main() -> None:
     """Entry point of the `patronload` script."""
     cli(prog_name="patronload")

@@ -146,6 +146,11 @@ def _matches(con: Any, settings: ExportSettings, query: str) -> list[dict[str, A
     return [dict(zip(names, row, strict=True)) for row in rows]
 
 
+def matching_keys(con: Any, settings: ExportSettings, query: str) -> list[str]:
+    """The record keys of the exported people a query finds (as explain finds them)."""
+    return sorted({r["record_key"] for r in _matches(con, settings, query) if r["record_key"]})
+
+
 def _suggestions(con: Any, settings: ExportSettings, query: str) -> list[str]:
     q = query.strip().lower()
     if not q:

@@ -259,6 +259,7 @@ def _stages(
     echo: Callable[[str], None],
 ) -> None:
     from exporter.build import build, preflight
+    from exporter.datatests import check, run_tests
     from exporter.export import export
     from exporter.extract import extract, latest_snapshot
     from exporter.guard import feed_problems, last_delivered
@@ -302,6 +303,17 @@ def _stages(
     built = build(project, snapshot, options.build_dir / snapshot.name, options.as_of)
     report.add_build(built)
     log.info("built %s: exported %s", built.database, report.exported)
+
+    state.stage = "test"
+    outcomes = run_tests(project, built.database)
+    for outcome in outcomes:
+        log.info("data test %s", outcome.lines()[0])
+        if outcome.status != "pass":
+            for line in outcome.lines():
+                echo(line)
+        if outcome.status == "warn":
+            state.notes.append(f"data test warning: {outcome.summary()}")
+    check(outcomes)
 
     state.stage = "guard"
     problems = feed_problems(report.exported, state.previous, max_drop)
