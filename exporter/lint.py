@@ -39,7 +39,7 @@ from exporter.build import EXPORT_ORDER
 from exporter.duck import connect, first_line, quote
 from exporter.models import RUN_CONTEXT, VIEW_DIRECTIVE
 from exporter.project import Project
-from exporter.sources import SourceTable, load_sources
+from exporter.sources import SourceTable, extract_problems, load_sources
 
 #: Where DuckDB shows an error: `LINE n: <text>` and, below it, a caret.
 _CARET = re.compile(r"\nLINE (\d+): (.*)\n( *)\^")
@@ -242,33 +242,8 @@ class _Lint:
         self, f: _SqlFile, tree: exp.Expr, sources: dict[str, SourceTable]
     ) -> None:
         """Tables and columns against schemas/sources.sql, as `load_extracts` checks them."""
-        if not isinstance(tree, exp.Select):
-            self.add_at(f, tree, "an extract file must be a single SELECT")
-            return
-        ctes = {cte.alias_or_name.upper() for cte in tree.find_all(exp.CTE)}
-        aliases: dict[str, str | None] = {}  # None: an unknown table, already reported
-        for table in tree.find_all(exp.Table):
-            name = table.name.upper()
-            if name in ctes:
-                continue
-            if name not in sources:
-                known = ", ".join(sorted(sources))
-                self.add_at(f, table, f"unknown table {table.name} (known: {known})")
-            aliases[(table.alias or table.name).upper()] = name if name in sources else None
-        for column in tree.find_all(exp.Column):
-            qualifier = column.table.upper()
-            if qualifier and qualifier not in aliases:
-                self.add_at(f, column.args["table"], f"unknown table or alias {column.table}")
-                continue
-            candidates = [aliases[qualifier]] if qualifier else list(aliases.values())
-            if None in candidates:
-                continue  # it may belong to the unknown table, reported already
-            tables = [t for t in dict.fromkeys(candidates) if t is not None]
-            if not any(column.name.upper() in sources[t].columns for t in tables):
-                self.add_at(f, column, f"unknown column {column.name} in {', '.join(tables)}")
-        for star in _stars(tree):
-            message = "name the columns; SELECT * hides what the extract reads"
-            self.add_at(f, star, message, whole=True)
+        for node, message in extract_problems(tree, sources):
+            self.add_at(f, node, message, whole=isinstance(node, exp.Star))
 
     def check_transpiles(self, f: _SqlFile, tree: exp.Expr) -> None:
         """Each Oracle construct DuckDB lacks, at its own position (`ExtractQuery.to_duckdb`)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,7 +76,7 @@ def parse_file(path: Path, dialect: str) -> list[exp.Expression]:
         raise SqlError(f"{where}: {first.get('description', exc)}") from None
 
 
-def where(path: Path, node: exp.Expression) -> str:
+def where(path: Path, node: exp.Expr) -> str:
     """`file:line:col` of the first character of a parsed node's name."""
     ident = node.this if isinstance(node.this, exp.Expression) else node
     meta = ident.meta or {}
@@ -101,38 +102,47 @@ def load_sources(project: Project) -> dict[str, SourceTable]:
     return tables
 
 
-def _check_select(
-    path: Path, tree: exp.Expression, sources: dict[str, SourceTable]
-) -> ExtractQuery:
+def extract_problems(
+    tree: exp.Expr, sources: dict[str, SourceTable]
+) -> Iterator[tuple[exp.Expr, str]]:
+    """Each name in an extract query that schemas/sources.sql does not declare, with its node.
+
+    `load_extracts` stops at the first; `patronload lint` reports them all.
+    """
     if not isinstance(tree, exp.Select):
-        raise SqlError(f"{where(path, tree)}: an extract file must be a single SELECT")
+        yield tree, "an extract file must be a single SELECT"
+        return
     ctes = {cte.alias_or_name.upper() for cte in tree.find_all(exp.CTE)}
-    aliases: dict[str, str] = {}
-    used: list[str] = []
+    aliases: dict[str, str | None] = {}  # None: an unknown table, already reported
     for table in tree.find_all(exp.Table):
         name = table.name.upper()
         if name in ctes:
             continue
         if name not in sources:
-            known = ", ".join(sorted(sources))
-            raise SqlError(f"{where(path, table)}: unknown table {table.name} (known: {known})")
-        aliases[(table.alias or table.name).upper()] = name
-        used.append(name)
+            yield table, f"unknown table {table.name} (known: {', '.join(sorted(sources))})"
+        aliases[(table.alias or table.name).upper()] = name if name in sources else None
     for column in tree.find_all(exp.Column):
-        col = column.name.upper()
         qualifier = column.table.upper()
-        if qualifier:
-            if qualifier not in aliases:
-                raise SqlError(f"{where(path, column)}: unknown table or alias {column.table}")
-            candidates = [aliases[qualifier]]
-        else:
-            candidates = list(dict.fromkeys(aliases.values()))
-        if not any(col in sources[t].columns for t in candidates):
-            raise SqlError(
-                f"{where(path, column)}: unknown column {column.name} in {', '.join(candidates)}"
-            )
-    if any(isinstance(e, exp.Star) for e in tree.expressions):
-        raise SqlError(f"{path}: name the columns; SELECT * hides what the extract reads")
+        if qualifier and qualifier not in aliases:
+            yield column.args["table"], f"unknown table or alias {column.table}"
+            continue
+        candidates = [aliases[qualifier]] if qualifier else list(aliases.values())
+        if None in candidates:
+            continue  # it may belong to the unknown table, reported already
+        tables = [t for t in dict.fromkeys(candidates) if t is not None]
+        if not any(column.name.upper() in sources[t].columns for t in tables):
+            yield column, f"unknown column {column.name} in {', '.join(tables)}"
+    for star in tree.expressions:
+        if isinstance(star, exp.Star):
+            yield star, "name the columns; SELECT * hides what the extract reads"
+
+
+def _check_select(
+    path: Path, tree: exp.Expression, sources: dict[str, SourceTable]
+) -> ExtractQuery:
+    for node, message in extract_problems(tree, sources):
+        raise SqlError(f"{where(path, node)}: {message}")
+    used = [t.name.upper() for t in tree.find_all(exp.Table) if t.name.upper() in sources]
     return ExtractQuery(
         name=path.stem,
         path=path,
