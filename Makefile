@@ -6,6 +6,13 @@ STAMP := $(VENV)/.installed
 PATRONS ?= 1000000
 SNAPSHOT ?=
 SNAPSHOT_ARG := $(if $(SNAPSHOT),--snapshot $(SNAPSHOT),)
+PROJECT ?=
+# Another project keeps its snapshots, builds, zips and history in folders of its own.
+PROJECT_NAME := $(notdir $(patsubst %/,%,$(PROJECT)))
+PROJECT_ARG := $(if $(PROJECT),--project $(PROJECT),)
+PROJECT_ENV := $(if $(PROJECT),PATRONLOAD_SNAPSHOTS=snapshots/$(PROJECT_NAME) \
+	PATRONLOAD_BUILD_DIR=build/$(PROJECT_NAME) PATRONLOAD_OUTBOX=outbox/$(PROJECT_NAME) \
+	PATRONLOAD_HISTORY=history/$(PROJECT_NAME)/runs.jsonl,)
 
 .DEFAULT_GOAL := help
 .PHONY: help install run extract export test lint bench clean
@@ -21,14 +28,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv/ with patronload installed in it
 
-run: $(STAMP) ## Extract, build and export on the demo warehouse into outbox/
-	$(BIN)/patronload run
+run: $(STAMP) ## Extract, build and export on the demo warehouse into outbox/ (PROJECT=dir)
+	$(PROJECT_ENV) $(BIN)/patronload $(PROJECT_ARG) run
 
 extract: $(STAMP) ## Extract the warehouse into a new snapshot
-	$(BIN)/patronload extract
+	$(PROJECT_ENV) $(BIN)/patronload $(PROJECT_ARG) extract
 
 export: $(STAMP) ## Build and write zips from the latest snapshot (or SNAPSHOT=path)
-	$(BIN)/patronload export $(SNAPSHOT_ARG)
+	$(PROJECT_ENV) $(BIN)/patronload $(PROJECT_ARG) export $(SNAPSHOT_ARG)
 
 test: $(STAMP) ## Run the test suite
 	$(BIN)/pytest -q

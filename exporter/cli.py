@@ -15,7 +15,7 @@ import click
 import duckdb
 
 from exporter import __version__
-from exporter.errors import ExporterError, UsageError
+from exporter.errors import ExporterError, SourceError, UsageError
 from exporter.project import Project, load_project
 from exporter.settings import Settings, load_settings
 
@@ -118,13 +118,44 @@ def _project(ctx: click.Context) -> Project:
     return ctx.obj["project"]  # type: ignore[no-any-return]
 
 
-def _make_demo(path: Path) -> None:
-    from exporter.demo import write_demo_warehouse
-    from exporter.sources import load_sources
+def _demo_warehouse(project: Project) -> Path:
+    """Where dev keeps a project's demo data: the built-in demo, or the project's own."""
+    if project.root == load_project().root:
+        return DEMO_WAREHOUSE
+    return Path("warehouse") / project.root.name
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    click.echo(f"creating the demo warehouse {path} (5,000 people)", err=True)
-    write_demo_warehouse(path, load_sources(load_project()), 5000, 1)
+
+def _demo_maker(project: Project) -> Callable[[Path], None]:
+    """How to make the demo data: the built-in generator, or the project's [demo] generator."""
+
+    def make(path: Path) -> None:
+        import subprocess
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        click.echo(f"creating the demo warehouse {path} (5,000 people)", err=True)
+        if path == DEMO_WAREHOUSE:
+            from exporter.demo import write_demo_warehouse
+            from exporter.sources import load_sources
+
+            write_demo_warehouse(path, load_sources(project), 5000, 1)
+            return
+        generator = project.demo_generator()
+        if generator is None:
+            raise UsageError(
+                f"{project.root} has no demo data: give --warehouse, or name a generator "
+                "in patronload.toml ([demo] generator = \"script.py\")"
+            )
+        done = subprocess.run(
+            [sys.executable, str(generator), str(path), "--people", "5000"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+            raise SourceError(f"{generator}: the demo generator failed: {last}")
+
+    return make
 
 
 def _settings(ctx: click.Context, **flags: str | None) -> Settings:
@@ -140,7 +171,8 @@ def _warehouse(ctx: click.Context, warehouse: Path | None) -> Warehouse:
 
     settings = _settings(ctx)
     settings.require(warehouse=warehouse is None, delivery=False, mail=False)
-    return choose_warehouse(settings, warehouse, DEMO_WAREHOUSE, _make_demo)
+    project = _project(ctx)
+    return choose_warehouse(settings, warehouse, _demo_warehouse(project), _demo_maker(project))
 
 
 def _setup_logging(verbose: bool, level_name: str, redactor: Redactor) -> None:
@@ -400,9 +432,30 @@ MAX_DROP = click.option(
 )
 
 
+CHANGES_SINCE = click.option(
+    "--changes-since",
+    metavar="SNAPSHOT",
+    help="Write only the patrons new or changed since this snapshot (or 'last-delivered': "
+    "the last delivered run's), into <type>_changes_<time>.zip; both sides are built with "
+    "today's SQL and --as-of, so only data changes count. Default: every patron.",
+)
+
+
 def export_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The options `export` and `run` share, handed on to `_job`."""
-    options = [BUILD_DIR, OUTBOX, AS_OF, MAX_XML, ROOT, DRY_RUN, FORCE, MAX_DROP, JSON, HISTORY]
+    options = [
+        BUILD_DIR,
+        OUTBOX,
+        AS_OF,
+        MAX_XML,
+        ROOT,
+        DRY_RUN,
+        FORCE,
+        MAX_DROP,
+        CHANGES_SINCE,
+        JSON,
+        HISTORY,
+    ]
     for option in reversed(options):
         command = option(command)
     return command
@@ -414,18 +467,27 @@ def _job(
     max_drop: str | None,
     as_json: bool,
     as_of: str | None,
+    changes_since: str | None,
     **options: Any,
 ) -> None:
-    from exporter.job import JobOptions, run_job
+    from exporter.job import JobOptions, changes_since_snapshot, run_job
 
-    job = JobOptions(as_of=_as_of(as_of), demo_warehouse=DEMO_WAREHOUSE, **options)
+    job = JobOptions(
+        as_of=_as_of(as_of),
+        demo_warehouse=_demo_warehouse(_project(ctx)),
+        # checked here, before the run starts, so a wrong value writes nothing at all
+        changes_since=changes_since_snapshot(
+            changes_since, options["history_file"], str(_project(ctx).root)
+        ),
+        **options,
+    )
     settings = _settings(ctx, PATRONLOAD_MAX_DROP=max_drop)
 
     report = run_job(
         _project(ctx),
         settings,
         job,
-        make_demo=_make_demo,
+        make_demo=_demo_maker(_project(ctx)),
         progress=_progress,
         echo=lambda line: click.echo(line, err=True),
     )
@@ -441,6 +503,8 @@ def export_cmd(ctx: click.Context, /, **options: Any) -> None:
     """Build the models on a snapshot, write validated zips, deliver them and report.
 
     Delivery goes to S3 when S3_BUCKET_NAME and S3_PREFIX are set, else the outbox.
+    With --changes-since only the patrons new or changed since that snapshot are
+    written (a daily incremental load; removed people are not in such a file).
 
     Example: patronload export --snapshot snapshots/2026-03-01T060000.000000Z.duckdb --dry-run
     """

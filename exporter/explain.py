@@ -198,9 +198,12 @@ def _record(con: Any, settings: ExportSettings, person: Person) -> tuple[str, in
 def _location(
     runs: list[dict[str, Any]], build: Path, patron_type: str, position: int
 ) -> dict[str, Any] | None:
-    """Which zip and XML file of the latest run of this build holds record `position`."""
+    """Which zip and XML file of the latest full run of this build holds record `position`.
+
+    An incremental run (--changes-since) holds a subset, so positions do not apply.
+    """
     for run in reversed(runs):
-        if Path(run["build"]).resolve() != build.resolve():
+        if run.get("changes_since") or Path(run["build"]).resolve() != build.resolve():
             continue
         seen = 0
         for f in run["files"]:

@@ -4,6 +4,10 @@ DuckDB writes each record's XML (exporter.xmlsql); its Arrow string buffers go t
 the zip as they are, without becoming Python strings. A reader thread fetches the
 next batch while the main thread compresses the last one; DuckDB and zlib both
 release the GIL, so the two overlap on separate cores.
+
+An incremental export (`base_build`) writes only the records that are new or differ
+from that build's, compared as whole records (exporter.diff classifies them); what
+counts as a change is therefore whatever the project's final model puts in a record.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -22,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from exporter.build import BuildResult
-from exporter.duck import connect, quote
+from exporter.duck import connect, literal, quote
 from exporter.errors import ExportError
 from exporter.package import Chunk, Limits, PackageWriter, ZipFile
 from exporter.project import Project
@@ -38,12 +43,37 @@ log = logging.getLogger(__name__)
 GROUP_COLUMN = "patron_type"
 KEY_COLUMN = "record_key"
 
+#: Inserted before the run's time in the names of an incremental export's files:
+#: `staff_changes_2026-03-01_06.00.00.zip` beside a full `staff_2026-03-01_06.00.00.zip`.
+CHANGES_NAME = "changes"
+
+#: The kinds of difference (exporter.diff) whose records an incremental export writes.
+WRITTEN_KINDS = ("added", "changed")
+
+# The records of one patron type that are new or changed since the base build; `delta`
+# is exporter.diff's classification of every record of both builds.
+_CHANGED_ROWS = """
+SELECT n.{record} AS r, n.{key} FROM {model} AS n
+SEMI JOIN delta AS d
+    ON d.patron_type = n.{group} AND d.record_key = n.{key}
+    AND d.kind IN ({kinds})
+WHERE n.{group} = ?
+"""
+
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class ExportResult:
-    """The zips of one export and what went into them."""
+    """The zips of one export and what went into them.
+
+    Attributes:
+        users: Records written per patron type (for an incremental export, the new and
+            changed ones only).
+        changes: Incremental exports only: per patron type, the records added, removed,
+            changed and unchanged since the base build; None for a full export.
+        compare_seconds: Time spent comparing with the base build.
+    """
 
     zips: list[ZipFile]
     users: dict[str, int]
@@ -52,6 +82,8 @@ class ExportResult:
     write_seconds: float
     validate_seconds: float
     validation_peak_rss: int = 0
+    changes: dict[str, dict[str, int]] | None = None
+    compare_seconds: float = 0.0
 
 
 @dataclass
@@ -148,6 +180,52 @@ def _checked(
             on_users(patron_type, chunk.count)
 
 
+@contextmanager
+def _source(
+    database: Path, base_build: Path | None, model: str
+) -> Iterator[tuple[duckdb.DuckDBPyConnection, dict[str, dict[str, int]] | None]]:
+    """A connection that reads the build's final model by its name, and the changes.
+
+    For an incremental export both builds are attached read-only and every record is
+    classified first (the temporary table `delta`); the counts per type come along.
+    """
+    if base_build is None:
+        con = connect(database, read_only=True)
+        try:
+            yield con, None
+        finally:
+            con.close()
+        return
+    from exporter.diff import RECORD_DIFFERS, attach_builds, classify
+
+    with attach_builds(base_build, database) as con:
+        con.execute("USE new_build")
+        column, duck_type = record_column(con, model)
+        base_column, base_type = record_column(con, f"old_build.main.{quote(model)}")
+        if (base_column, str(base_type)) != (column, str(duck_type)):
+            raise ExportError(
+                f"the base build {base_build} has records of another type than {database}; "
+                "build both with the same project"
+            )
+        yield con, classify(con, model, (column, column), RECORD_DIFFERS, [])
+
+
+def _rows_sql(column: str, model: str, incremental: bool) -> str:
+    """The records of one patron type (the parameter) to write, as `r` and the key."""
+    if not incremental:
+        return (
+            f"SELECT {quote(column)} AS r, {KEY_COLUMN} FROM {quote(model)} "
+            f"WHERE {GROUP_COLUMN} = ?"
+        )
+    return _CHANGED_ROWS.format(
+        record=quote(column),
+        key=quote(KEY_COLUMN),
+        group=quote(GROUP_COLUMN),
+        model=quote(model),
+        kinds=", ".join(literal(kind) for kind in WRITTEN_KINDS),
+    )
+
+
 def export(
     project: Project,
     built: BuildResult,
@@ -158,9 +236,29 @@ def export(
     root_element: str | None = None,
     batch_rows: int = 10_000,
     on_users: Callable[[str, int], None] | None = None,
+    base_build: Path | None = None,
 ) -> ExportResult:
     """Write one zip set per patron type, validating every record as it goes, then
-    publish them together."""
+    publish them together.
+
+    Args:
+        project: The project whose final model and schema are used.
+        built: The build to export.
+        outbox: Where the zips are published.
+        stamp: The run's time, part of every file name.
+        limits: Alma's limits and the XML split size.
+        root_element: Overrides the project's root element.
+        batch_rows: Records fetched from DuckDB at a time.
+        on_users: Called with (patron type, records) as records are written.
+        base_build: Write only the records new or changed since this build (of an
+            earlier snapshot, built with the same project and as-of date); the files
+            are named `<type>_changes_<stamp>`. A patron type with no such record gets a
+            valid empty file, as a full export of an empty type does. Records removed
+            since are not written: an incremental file cannot say "delete".
+
+    Returns:
+        The zips, records written per type and, when incremental, the changes per type.
+    """
     from exporter.checkchunks import ChunkChecker  # lxml is only needed from here on
 
     settings = project.settings()
@@ -170,40 +268,45 @@ def export(
         raise ExportError(f"cannot create the outbox {outbox}: {exc.strerror}") from None
     root = root_element or settings.root_element
     checker = ChunkChecker(project.xsd_file, root)
-    con = connect(built.database, read_only=True)
-    package = PackageWriter(outbox, stamp, built.as_of, root, limits)
+    name = stamp if base_build is None else f"{CHANGES_NAME}_{stamp}"
+    package = PackageWriter(outbox, name, built.as_of, root, limits)
     counts = _Counts()
     try:
         t0 = time.perf_counter()
-        column, duck_type = record_column(con, settings.final_model)
-        shape = shape_of(duck_type)
-        rows = (
-            f"SELECT {quote(column)} AS r, {KEY_COLUMN} FROM {quote(settings.final_model)} "
-            f"WHERE {GROUP_COLUMN} = ?"
-        )
-        for acct in built.accounting:
-            params = [acct.patron_type]
-            constants = constant_values(con, rows, params, shape)
-            record = compile_record(column, shape, settings.max_value_length, constants)
-            sql = (
-                f"SELECT {record.xml} AS xml, {record.truncated} AS truncated, "
-                f"{record.removed} AS removed FROM (SELECT r, {record.fast} AS x, {KEY_COLUMN} "
-                f"FROM ({rows}))"  # stored in export order by the build; read as stored
-            )
-            log.info("%s: %d constant parts of the record", acct.patron_type, len(constants))
-            reader = con.sql(sql, params=params).to_arrow_reader(batch_rows)
+        with _source(built.database, base_build, settings.final_model) as (con, changes):
+            compare_seconds = time.perf_counter() - t0 if changes is not None else 0.0
+            t0 = time.perf_counter()
+            column, duck_type = record_column(con, settings.final_model)
+            shape = shape_of(duck_type)
+            rows = _rows_sql(column, settings.final_model, changes is not None)
+            # A full export reads the final model as the build stored it, in export
+            # order; a join keeps no order, so the changed records are sorted.
+            order = "" if changes is None else f" ORDER BY {KEY_COLUMN}"
+            for acct in built.accounting:
+                params = [acct.patron_type]
+                constants = constant_values(con, rows, params, shape)
+                record = compile_record(column, shape, settings.max_value_length, constants)
+                sql = (
+                    f"SELECT {record.xml} AS xml, {record.truncated} AS truncated, "
+                    f"{record.removed} AS removed FROM (SELECT r, {record.fast} AS x, "
+                    f"{KEY_COLUMN} FROM ({rows})){order}"
+                )
+                log.info("%s: %d constant parts of the record", acct.patron_type, len(constants))
+                reader = con.sql(sql, params=params).to_arrow_reader(batch_rows)
 
-            fetched = prefetch(_chunks(reader, counts))
-            chunks = _checked(fetched, acct.patron_type, checker, on_users)
-            try:
-                made = package.write_type(acct.patron_type, chunks)
-            except OSError as exc:
-                raise ExportError(f"cannot write to the outbox {outbox}: {exc.strerror}") from None
-            finally:
-                chunks.close()
-                fetched.close()  # stops the reader thread before the connection closes
-            counts.users[acct.patron_type] = sum(z.users for z in made)
-        write_seconds = time.perf_counter() - t0
+                fetched = prefetch(_chunks(reader, counts))
+                chunks = _checked(fetched, acct.patron_type, checker, on_users)
+                try:
+                    made = package.write_type(acct.patron_type, chunks)
+                except OSError as exc:
+                    raise ExportError(
+                        f"cannot write to the outbox {outbox}: {exc.strerror}"
+                    ) from None
+                finally:
+                    chunks.close()
+                    fetched.close()  # stops the reader thread before the connection closes
+                counts.users[acct.patron_type] = sum(z.users for z in made)
+            write_seconds = time.perf_counter() - t0
 
         t1 = time.perf_counter()
         checker.finish()  # the records still being validated when the writing ended
@@ -213,8 +316,6 @@ def export(
         checker.close()
         package.discard()
         raise
-    finally:
-        con.close()
     return ExportResult(
         package.zips,
         counts.users,
@@ -223,4 +324,6 @@ def export(
         write_seconds,
         validate_seconds,
         checker.peak_rss,
+        changes,
+        compare_seconds,
     )

@@ -10,10 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 
-def last_delivered(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The newest run in the history that was delivered (dry runs do not count)."""
+def last_delivered(runs: list[dict[str, Any]], project: str = "") -> dict[str, Any] | None:
+    """The newest delivered run of this project (dry runs and other projects do not count).
+
+    Runs recorded before projects were recorded count for any project.
+    """
     for run in reversed(runs):
-        if run.get("delivered"):
+        if run.get("delivered") and run.get("project", project) in ("", project):
             return dict(run)
     return None
 

@@ -24,11 +24,15 @@ def record_run(
     delivered: bool = True,
     keys: list[str] | None = None,
     workspace: str = "dev",
+    project: str = "",
 ) -> dict[str, Any]:
     """Append one run to the history, written and flushed as a single line.
 
     `delivered` is false for a dry run: the guard compares with delivered runs only.
-    `keys` are where the files went (S3 URLs or local paths).
+    `keys` are where the files went (S3 URLs or local paths). An incremental run has
+    `changes_since` (the snapshot it compared with; None for a full run), `changes` per
+    type, and `written` per type; its `exported` still holds the full counts per type,
+    so the guard compares like with like whichever kind of run came last.
     """
     entry = {
         "time": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -36,12 +40,16 @@ def record_run(
         "build": str(build),
         "as_of": report.as_of,
         "exported": report.exported,
+        "written": report.written,
+        "changes_since": report.changes_since or None,
+        "changes": report.changes,
         "extracted": report.extracted,
         "rejections": report.rejections,
         "files": report.files,
         "target": target,
         "delivered": delivered,
         "keys": keys or [],
+        "project": project,
         "workspace": workspace,
     }
     try:
@@ -74,7 +82,7 @@ def read_runs(path: Path) -> list[dict[str, Any]]:
 
 
 def history_lines(runs: list[dict[str, Any]]) -> list[str]:
-    """One aligned line per run: when, counts per type, rejections, where."""
+    """One line per run: when, counts per type, rejections, incremental or not, where."""
     lines = []
     for run in runs:
         counts = "  ".join(f"{t} {n:,}" for t, n in sorted(run["exported"].items()))
@@ -83,8 +91,12 @@ def history_lines(runs: list[dict[str, Any]]) -> list[str]:
             for t, per_type in sorted(run["rejections"].items())
         )
         status = "delivered" if run.get("delivered") else "not delivered"
+        kind = ""
+        if run.get("changes_since"):
+            written = sum(f["users"] for f in run["files"])
+            kind = f"  changes since {Path(run['changes_since']).name}: {written:,} written"
         lines.append(
             f"{run['time']}  as of {run['as_of']}  {counts}  rejected: {rejected or 'none'}"
-            f"  {status} to {run['target']}"
+            f"{kind}  {status} to {run['target']}"
         )
     return lines

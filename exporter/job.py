@@ -4,12 +4,19 @@ extract -> build -> guard -> export (zips built and validated locally) -> delive
 (S3, or the local outbox) -> record in the history -> email the report. Whatever
 happens, the report says which stage ended the run and why; a refusal or failure
 leaves the bucket as it was before the delivery stage.
+
+With `changes_since` (a snapshot), a "changes" stage before the export builds that
+snapshot with today's project and as-of date, and the export writes only the records
+that are new or differ from it. Both sides get today's rules, so the files show what
+changed in the data, never what a change to the SQL alone would change; the guard and
+the history's `exported` still count every patron in the model.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -17,7 +24,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from exporter.errors import ExporterError, GuardError, NotifyError, UsageError
+from exporter.errors import ExporterError, GuardError, NotifyError, SnapshotError, UsageError
 from exporter.extract import LocalWarehouse, Warehouse
 from exporter.project import Project
 from exporter.report import RunReport
@@ -33,6 +40,9 @@ Status = Literal["delivered", "dry-run", "refused", "failed"]
 
 #: Opens a progress display for a stage; the callback counts rows per table or type.
 ProgressBar = Callable[[str], AbstractContextManager[Callable[[str, int], None]]]
+
+#: The --changes-since value that means the snapshot of the last delivered run.
+LAST_DELIVERED = "last-delivered"
 
 
 @contextmanager
@@ -57,6 +67,7 @@ class JobOptions:
     snapshot: Path | None = None  # export: this snapshot instead of extracting
     extract_first: bool = True
     demo_warehouse: Path = Path("warehouse/demo.duckdb")
+    changes_since: Path | None = None  # write only the records new or changed since this
 
 
 @dataclass
@@ -156,6 +167,42 @@ def oracle_settings(settings: Settings) -> Any:
         sid=settings.get("DATA_WAREHOUSE_SID") or "",
         lib_dir=settings.get("ORACLE_LIB_DIR"),
     )
+
+
+def changes_since_snapshot(
+    value: str | None, history_file: Path, project: str = ""
+) -> Path | None:
+    """The snapshot `--changes-since` names: a file, or the last delivered run's.
+
+    Raises:
+        UsageError: It is not a readable snapshot, or no delivered run is recorded.
+    """
+    if value is None:
+        return None
+    snapshot = Path(value)
+    if value == LAST_DELIVERED and not snapshot.exists():
+        from exporter.guard import last_delivered
+        from exporter.history import read_runs
+
+        previous = last_delivered(read_runs(history_file), project)
+        if previous is None:
+            raise UsageError(
+                f"--changes-since {LAST_DELIVERED}: no delivered run in {history_file}; "
+                "deliver a full file first"
+            )
+        snapshot = Path(previous["snapshot"])
+    check_base(snapshot)
+    return snapshot
+
+
+def check_base(snapshot: Path) -> None:
+    """Raise UsageError unless the --changes-since snapshot opens as a snapshot."""
+    from exporter.diff import check_snapshot
+
+    try:
+        check_snapshot(snapshot)
+    except SnapshotError as exc:
+        raise UsageError(f"--changes-since: {exc}") from None
 
 
 def choose_warehouse(
@@ -274,8 +321,11 @@ def _stages(
         mail=not options.dry_run,
     )
     max_drop = settings.share("PATRONLOAD_MAX_DROP")
+    if options.changes_since is not None:
+        check_base(options.changes_since)  # before any work, like every setting
+        report.changes_since = str(options.changes_since)
     target = None if options.dry_run else s3_target(settings)
-    state.previous = last_delivered(read_runs(options.history_file))
+    state.previous = last_delivered(read_runs(options.history_file), str(project.root))
     _check_writable(options.outbox, "outbox")
     client = None
     if target is not None:
@@ -327,18 +377,20 @@ def _stages(
             "delivered; the bucket is as it was. If the change is real, rerun with --force"
         )
 
-    state.stage = "export"
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d_%H.%M.%S")
-    with bar("writing users") as update:
-        result = export(
-            project,
-            built,
-            options.outbox,
-            stamp,
-            Limits(max_xml_bytes=options.max_xml_bytes),
-            root_element=options.root_element,
-            on_users=update,
-        )
+    with _changes_base(project, options, state) as base_build:
+        state.stage = "export"
+        stamp = datetime.now(UTC).strftime("%Y-%m-%d_%H.%M.%S")
+        with bar("writing users") as update:
+            result = export(
+                project,
+                built,
+                options.outbox,
+                stamp,
+                Limits(max_xml_bytes=options.max_xml_bytes),
+                root_element=options.root_element,
+                on_users=update,
+                base_build=base_build,
+            )
     report.add_export(result)
     zips = [z.path for z in result.zips]
 
@@ -365,7 +417,29 @@ def _stages(
         delivered=not options.dry_run,
         keys=state.destinations,
         workspace=settings.workspace,
+        project=str(project.root),
     )
+
+
+@contextmanager
+def _changes_base(project: Project, options: JobOptions, state: JobState) -> Iterator[Path | None]:
+    """The build of the --changes-since snapshot, made as today's (same project, same
+    as-of date) in a scratch folder beside the builds, removed afterwards; None for a
+    full run. A build of that snapshot already in the build folder is left alone: it
+    may have another date or older rules, and `explain` reads it.
+    """
+    if options.changes_since is None:
+        yield None
+        return
+    from exporter.build import build
+
+    state.stage = "changes"
+    with tempfile.TemporaryDirectory(prefix=".changes-since-", dir=options.build_dir) as scratch:
+        base = options.changes_since
+        built = build(project, base, Path(scratch) / base.name, options.as_of)
+        state.report.seconds["changes"] = built.seconds
+        log.info("built %s as the base of the changes in %.2fs", base, built.seconds)
+        yield built.database
 
 
 def _check_writable(folder: Path, what: str) -> None:

@@ -197,12 +197,22 @@ def _status_line(outcome: RunOutcome) -> str:
         return f"Failed at {outcome.stage or 'an unknown stage'}: {reason}."
     if outcome.status == "refused":
         return f"Refused: {reason}. Nothing was delivered."
+    report = outcome.report
+    since = ""
+    if report is not None and report.changes_since:
+        since = (
+            f" Incremental since {report.changes_since}: the files hold only the patrons new "
+            "or changed since then; people removed since are not in them."
+        )
     if outcome.status == "dry-run":
-        return "Dry run: the files were written but not delivered."
+        return "Dry run: the files were written but not delivered." + since
     files = len(outcome.destinations)
-    patrons = sum(outcome.report.exported.values()) if outcome.report is not None else 0
+    patrons = sum(report.exported.values()) if report is not None else 0
     if not files:
-        return "Delivered."
+        return "Delivered." + since
+    if since and report is not None:
+        written = sum(report.written.values())
+        return f"Delivered: {written:,} of {patrons:,} patrons in {files} file(s)." + since
     return (
         f"Delivered: {patrons:,} patrons in {files} file(s)."
         if patrons
@@ -243,8 +253,20 @@ def _patrons(report: RunReport, previous: dict[str, Any] | None) -> _Section:
         if previous is None
         else f"change since the run delivered {previous.get('time', '?')}"
     )
-    header = ("patron type", "extracted", "exported", "rejected", "change")
-    return _Section(f"Patrons ({since})", header, rows, "lrrrr")
+    header: tuple[str, ...] = ("patron type", "extracted", "exported", "rejected", "change")
+    table: list[tuple[str, ...]] = list(rows)
+    if report.changes_since:  # an incremental run: the patrons in this run's files too
+
+        def written(of: list[str]) -> tuple[str, ...]:  # exporter.diff's kinds: new, changed
+            n = [sum(report.changes.get(t, {}).get(k, 0) for t in of) for k in ("added", "changed")]
+            n.append(sum(report.written.get(t, 0) for t in of))
+            return tuple(f"{x:,}" for x in n)
+
+        header += ("new", "changed", "written")
+        table = [(*row, *written([t])) for row, t in zip(rows, types, strict=False)]
+        if len(rows) > len(types):
+            table.append((*rows[-1], *written(types)))
+    return _Section(f"Patrons ({since})", header, table, "l" + "r" * (len(header) - 1))
 
 
 def _files(outcome: RunOutcome) -> list[_Section]:

@@ -1,4 +1,9 @@
-"""The run report: data first, then rendered for a terminal or as JSON."""
+"""The run report: data first, then rendered for a terminal or as JSON.
+
+`exported` is always the full count of patrons in the final model per type (the feed
+guard compares it); `written` is what this run's files hold, which for an incremental
+run (`changes_since`) is only the records new or changed since that snapshot.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +17,23 @@ from exporter.export import ExportResult
 
 @dataclass
 class RunReport:
-    """What a run did: counts, rejections, files and time per stage."""
+    """What a run did: counts, rejections, files and time per stage.
+
+    Attributes:
+        exported: Patrons in the final model per type, whether or not all are written.
+        written: Records in this run's files per type.
+        changes_since: The snapshot an incremental run compared with; "" for a full run.
+        changes: Incremental runs: per type, records added, removed, changed and
+            unchanged since `changes_since`.
+    """
 
     snapshot: str = ""
     as_of: str = ""
     extracted: dict[str, int] = field(default_factory=dict)
     exported: dict[str, int] = field(default_factory=dict)
+    written: dict[str, int] = field(default_factory=dict)
+    changes_since: str = ""
+    changes: dict[str, dict[str, int]] = field(default_factory=dict)
     rejections: dict[str, dict[str, int]] = field(default_factory=dict)
     files: list[dict[str, Any]] = field(default_factory=list)
     removed_chars: int = 0
@@ -49,6 +65,10 @@ class RunReport:
             }
             for z in result.zips
         ]
+        self.written = dict(result.users)
+        if result.changes is not None:
+            self.changes = result.changes
+            self.seconds["changes"] = self.seconds.get("changes", 0.0) + result.compare_seconds
         self.removed_chars = result.removed_chars
         self.truncated_values = result.truncated_values
         self.seconds["write"] = result.write_seconds
@@ -67,13 +87,22 @@ class RunReport:
 
     def lines(self) -> list[str]:
         """The report as aligned plain-text lines."""
-        out = [f"snapshot {self.snapshot}  as of {self.as_of}", ""]
-        out.append(f"{'patron type':<14}{'extracted':>10}{'exported':>10}{'rejected':>10}")
+        out = [f"snapshot {self.snapshot}  as of {self.as_of}"]
+        if self.changes_since:
+            out.append(
+                f"incremental since {self.changes_since}: only records new or changed since "
+                "then are written"
+            )
+        out.append("")
+        # an incremental run writes fewer records than its model holds: say which is which
+        exported = "in model" if self.changes_since else "exported"
+        out.append(f"{'patron type':<14}{'extracted':>10}{exported:>10}{'rejected':>10}")
         for t in sorted(self.extracted):
             rejected = sum(self.rejections.get(t, {}).values())
             out.append(
                 f"{t:<14}{self.extracted[t]:>10,}{self.exported.get(t, 0):>10,}{rejected:>10,}"
             )
+        out += self._changes_lines()
         if self.rejections:
             out += ["", "rejections by reason"]
             for t in sorted(self.rejections):
@@ -96,4 +125,28 @@ class RunReport:
             out += ["", "warnings"] + [f"  {w}" for w in warnings]
         if self.seconds:
             out += ["", "seconds  " + "  ".join(f"{k} {v:.2f}" for k, v in self.seconds.items())]
+        return out
+
+    def _changes_lines(self) -> list[str]:
+        """Per type: records new, changed, unchanged and removed since the base; written."""
+        if not self.changes:
+            return []
+        kinds = (("new", "added"), ("changed", "changed"), ("unchanged", "unchanged"))
+        out = ["", f"changes since {self.changes_since}"]
+        out.append(
+            f"{'patron type':<14}"
+            + "".join(f"{label:>10}" for label, _ in kinds)
+            + f"{'removed':>10}{'written':>10}"
+        )
+        for t in sorted(set(self.changes) | set(self.written)):
+            n = self.changes.get(t, {})
+            out.append(
+                f"{t:<14}"
+                + "".join(f"{n.get(kind, 0):>10,}" for _, kind in kinds)
+                + f"{n.get('removed', 0):>10,}{self.written.get(t, 0):>10,}"
+            )
+        out.append(
+            "removed people are not in an incremental file: it only adds and updates "
+            "(Alma's SIS sync does not delete by absence)"
+        )
         return out
