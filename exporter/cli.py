@@ -143,7 +143,7 @@ def _demo_maker(project: Project) -> Callable[[Path], None]:
         if generator is None:
             raise UsageError(
                 f"{project.root} has no demo data: give --warehouse, or name a generator "
-                "in patronload.toml ([demo] generator = \"script.py\")"
+                'in patronload.toml ([demo] generator = "script.py")'
             )
         done = subprocess.run(
             [sys.executable, str(generator), str(path), "--people", "5000"],
@@ -172,7 +172,9 @@ def _warehouse(ctx: click.Context, warehouse: Path | None) -> Warehouse:
     settings = _settings(ctx)
     settings.require(warehouse=warehouse is None, delivery=False, mail=False)
     project = _project(ctx)
-    return choose_warehouse(settings, warehouse, _demo_warehouse(project), _demo_maker(project))
+    return choose_warehouse(
+        project, settings, warehouse, _demo_warehouse(project), _demo_maker(project)
+    )
 
 
 def _setup_logging(verbose: bool, level_name: str, redactor: Redactor) -> None:

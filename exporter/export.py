@@ -283,6 +283,13 @@ def export(
             # order; a join keeps no order, so the changed records are sorted.
             order = "" if changes is None else f" ORDER BY {KEY_COLUMN}"
             for acct in built.accounting:
+                if acct.patron_type in settings.counted_only:
+                    if acct.exported:
+                        raise ExportError(
+                            f"{acct.exported:,} patron(s) exported as {acct.patron_type}, "
+                            "which patronload.toml lists in counted_only (never a file)"
+                        )
+                    continue
                 params = [acct.patron_type]
                 constants = constant_values(con, rows, params, shape)
                 record = compile_record(column, shape, settings.max_value_length, constants)

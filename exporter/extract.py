@@ -442,10 +442,6 @@ def extract(
         source: Warehouse = LocalWarehouse(warehouse, project.file_sources())
     else:
         source = warehouse
-        if isinstance(source, LocalWarehouse) and not source.formats:
-            # a local warehouse chosen without the project (the CLI's) reads its files
-            # as the project's [sources.<TABLE>] tables say, like one made here
-            source.formats = project.file_sources()
     if isinstance(warehouse, Path) and not warehouse.exists():
         raise SourceError(f"warehouse not found: {warehouse}")
     try:

@@ -22,10 +22,18 @@ def last_delivered(runs: list[dict[str, Any]], project: str = "") -> dict[str, A
 
 
 def feed_problems(
-    exported: dict[str, int], previous: dict[str, Any] | None, max_drop: float
+    exported: dict[str, int],
+    previous: dict[str, Any] | None,
+    max_drop: float,
+    ignore: tuple[str, ...] = (),
 ) -> list[str]:
-    """Why this feed must not be delivered; empty when it may be."""
-    before: dict[str, int] = dict(previous["exported"]) if previous else {}
+    """Why this feed must not be delivered; empty when it may be.
+
+    Types in `ignore` are counted but never delivered, so they are not judged.
+    """
+    exported = {t: n for t, n in exported.items() if t not in ignore}
+    earlier: dict[str, int] = previous["exported"] if previous else {}
+    before = {t: n for t, n in earlier.items() if t not in ignore}
     problems = []
     for patron_type in sorted(set(exported) | set(before)):
         now, then = exported.get(patron_type, 0), before.get(patron_type, 0)

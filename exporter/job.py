@@ -169,9 +169,7 @@ def oracle_settings(settings: Settings) -> Any:
     )
 
 
-def changes_since_snapshot(
-    value: str | None, history_file: Path, project: str = ""
-) -> Path | None:
+def changes_since_snapshot(value: str | None, history_file: Path, project: str = "") -> Path | None:
     """The snapshot `--changes-since` names: a file, or the last delivered run's.
 
     Raises:
@@ -206,11 +204,18 @@ def check_base(snapshot: Path) -> None:
 
 
 def choose_warehouse(
-    settings: Settings, explicit: Path | None, demo: Path, make_demo: Callable[[Path], None]
+    project: Project,
+    settings: Settings,
+    explicit: Path | None,
+    demo: Path,
+    make_demo: Callable[[Path], None],
 ) -> Warehouse:
-    """An explicit local warehouse, else Oracle when configured, else (dev only) the demo."""
+    """An explicit local warehouse, else Oracle when configured, else (dev only) the demo.
+
+    A local warehouse reads its text files as the project's [sources.*] tables say.
+    """
     if explicit is not None:
-        return LocalWarehouse(explicit)
+        return LocalWarehouse(explicit, project.file_sources())
     if settings.has(WAREHOUSE_SETTINGS):
         from exporter.oracle import OracleWarehouse
 
@@ -219,7 +224,7 @@ def choose_warehouse(
         raise UsageError(f"WORKSPACE={settings.workspace} has no warehouse configured")
     if not demo.exists():
         make_demo(demo)
-    return LocalWarehouse(demo)
+    return LocalWarehouse(demo, project.file_sources())
 
 
 def _send_report(
@@ -337,7 +342,9 @@ def _stages(
     if options.extract_first:
         state.stage = "extract"
         preflight(project)  # every SQL file checked before anything is written
-        source = choose_warehouse(settings, options.warehouse, options.demo_warehouse, make_demo)
+        source = choose_warehouse(
+            project, settings, options.warehouse, options.demo_warehouse, make_demo
+        )
         log.info("extracting from %s", source.description)
         with bar("extracting") as update:
             extracted = extract(project, source, options.snapshots, on_table=update)
@@ -366,7 +373,8 @@ def _stages(
     check(outcomes)
 
     state.stage = "guard"
-    problems = feed_problems(report.exported, state.previous, max_drop)
+    counted_only = project.settings().counted_only
+    problems = feed_problems(report.exported, state.previous, max_drop, counted_only)
     if problems and options.dry_run:
         state.notes += [f"would be refused: {p}" for p in problems]
     elif problems and options.force:

@@ -102,6 +102,7 @@ class Project:
                 max_value_length=int(export["max_value_length"]),
                 lookup_model=str(export["lookup_model"]),
                 reasons_seed=str(export["reasons_seed"]),
+                counted_only=tuple(str(t) for t in export.get("counted_only", [])),
             )
         except KeyError as exc:
             raise UsageError(f"{path}: [export] lacks the setting {exc.args[0]}") from None
@@ -148,6 +149,9 @@ class ExportSettings:
     max_value_length: int
     lookup_model: str
     reasons_seed: str
+    #: Patron types the accounting counts but that are never a file (nobody is exported
+    #: as one, e.g. the lines that could not be read): no zip, no feed guard.
+    counted_only: tuple[str, ...] = ()
 
 
 def load_project(root: Path | None = None) -> Project:

@@ -14,6 +14,9 @@ from typing import Any
 from exporter.build import BuildResult
 from exporter.export import ExportResult
 
+#: Room for a patron type's name in the tables.
+TYPE_WIDTH = 16
+
 
 @dataclass
 class RunReport:
@@ -96,18 +99,19 @@ class RunReport:
         out.append("")
         # an incremental run writes fewer records than its model holds: say which is which
         exported = "in model" if self.changes_since else "exported"
-        out.append(f"{'patron type':<14}{'extracted':>10}{exported:>10}{'rejected':>10}")
+        out.append(f"{'patron type':<{TYPE_WIDTH}}{'extracted':>10}{exported:>10}{'rejected':>10}")
         for t in sorted(self.extracted):
             rejected = sum(self.rejections.get(t, {}).values())
-            out.append(
-                f"{t:<14}{self.extracted[t]:>10,}{self.exported.get(t, 0):>10,}{rejected:>10,}"
-            )
+            counts = f"{self.extracted[t]:>10,}{self.exported.get(t, 0):>10,}{rejected:>10,}"
+            out.append(f"{t:<{TYPE_WIDTH}}{counts}")
         out += self._changes_lines()
         if self.rejections:
             out += ["", "rejections by reason"]
+            tw = max(len(t) for t in self.rejections) + 2
+            rw = max(len(r) for per in self.rejections.values() for r in per) + 2
             for t in sorted(self.rejections):
                 for reason, n in sorted(self.rejections[t].items()):
-                    out.append(f"  {t:<12}{reason:<28}{n:>8,}")
+                    out.append(f"  {t:<{tw}}{reason:<{rw}}{n:>8,}")
         if self.files:
             out += ["", "files written"]
             for f in self.files:
@@ -134,14 +138,14 @@ class RunReport:
         kinds = (("new", "added"), ("changed", "changed"), ("unchanged", "unchanged"))
         out = ["", f"changes since {self.changes_since}"]
         out.append(
-            f"{'patron type':<14}"
+            f"{'patron type':<{TYPE_WIDTH}}"
             + "".join(f"{label:>10}" for label, _ in kinds)
             + f"{'removed':>10}{'written':>10}"
         )
         for t in sorted(set(self.changes) | set(self.written)):
             n = self.changes.get(t, {})
             out.append(
-                f"{t:<14}"
+                f"{t:<{TYPE_WIDTH}}"
                 + "".join(f"{n.get(kind, 0):>10,}" for _, kind in kinds)
                 + f"{n.get('removed', 0):>10,}{self.written.get(t, 0):>10,}"
             )
