@@ -272,3 +272,29 @@ def test_idm_feed_exporter_knows_none_of_the_example_names() -> None:
             if re.search(pattern, text, 0 if name.isupper() else re.IGNORECASE):
                 found.append(f"{path.relative_to(ROOT)}: {name}")
     assert found == []
+
+
+def test_idm_feed_changes_since_writes_exactly_the_new_and_changed(tmp_path: Path) -> None:
+    """The daily incremental file of the second project: one new person, one renamed."""
+    old, new = tmp_path / "old", tmp_path / "new"
+    for folder in (old, new):
+        folder.mkdir()
+    feed = (EXAMPLE / "fixture" / "users.txt").read_bytes()  # holds a Latin-1 line on purpose
+    (old / "users.txt").write_bytes(feed)
+    changed = feed.replace(b"|Keller|Maggie|", b"|Keller-Ruiz|Maggie|")
+    assert changed != feed
+    newcomer = b"00019999|nnew|Nadia|New|||nnew@example.edu||student|student||1|Biology|\n"
+    (new / "users.txt").write_bytes(changed.rstrip(b"\n") + b"\n" + newcomer)
+    first = cli("extract", "--warehouse", old, cwd=tmp_path)
+    assert first.code == 0, first.err
+    base = first.out.strip().splitlines()[-1]
+    assert cli("extract", "--warehouse", new, cwd=tmp_path).code == 0
+    result = cli("export", "--changes-since", base, "--as-of", AS_OF, "--json", cwd=tmp_path)
+    assert result.code == 0, result.err
+    written: dict[str, Any] = {}
+    for zip_path in sorted((tmp_path / "outbox").glob("*_changes_*.zip")):
+        written.update(read_users(zip_path))
+    assert sorted(written) == ["mkeller@example.edu", "nnew@example.edu"]
+    assert written["mkeller@example.edu"]["last_name"] == "Keller-Ruiz"
+    report = json.loads(result.out)
+    assert report["written"] == {"faculty_staff": 1, "student": 1}
