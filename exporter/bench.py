@@ -46,6 +46,7 @@ def zlib_seconds(zips: list[Path], level: int) -> float:
 def measure(patrons: int, folder: Path) -> dict[str, Any]:
     """Run demo warehouse, extract, build and export once; return the figures."""
     from exporter.build import build
+    from exporter.datatests import check, run_tests
     from exporter.demo import write_demo_warehouse
     from exporter.export import export
     from exporter.extract import extract
@@ -60,13 +61,16 @@ def measure(patrons: int, folder: Path) -> dict[str, Any]:
     extracted = extract(project, warehouse, folder / "snapshots")
     built = build(project, extracted.snapshot, folder / "build" / "b.duckdb", AS_OF)
     started = time.perf_counter()
+    check(run_tests(project, built.database))  # the data tests every run does
+    tests_seconds = time.perf_counter() - started
+    started = time.perf_counter()
     limits = Limits()
     exported = export(project, built, folder / "outbox", "bench", limits)
     export_seconds = time.perf_counter() - started
     zips = [z.path for z in exported.zips]
     baseline = zlib_seconds(zips, limits.compresslevel)
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    pipeline = extracted.seconds + built.seconds + export_seconds
+    pipeline = extracted.seconds + built.seconds + tests_seconds + export_seconds
     return {
         "patrons": patrons,
         "users_exported": sum(exported.users.values()),
@@ -74,6 +78,7 @@ def measure(patrons: int, folder: Path) -> dict[str, Any]:
             "demo_warehouse": round(demo, 3),
             "extract": round(extracted.seconds, 3),
             "build": round(built.seconds, 3),
+            "data_tests": round(tests_seconds, 3),
             "export": round(export_seconds, 3),
             "pipeline": round(pipeline, 3),
             "zlib_baseline": round(baseline, 3),
@@ -114,6 +119,7 @@ def table(results: list[dict[str, Any]]) -> list[str]:
         ("users exported", lambda r: f"{r['users_exported']:,}"),
         ("extract s", lambda r: f"{r['seconds']['extract']:.2f}"),
         ("build s", lambda r: f"{r['seconds']['build']:.2f}"),
+        ("data tests s", lambda r: f"{r['seconds'].get('data_tests', 0):.2f}"),
         ("export s (write+validate)", lambda r: f"{r['seconds']['export']:.2f}"),
         ("pipeline s", lambda r: f"{r['seconds']['pipeline']:.2f}"),
         ("zlib baseline s", lambda r: f"{r['seconds']['zlib_baseline']:.2f}"),
