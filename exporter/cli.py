@@ -17,11 +17,11 @@ import duckdb
 from exporter import __version__
 from exporter.errors import ExporterError, SourceError, UsageError
 from exporter.project import Project, load_project
+from exporter.redact import LOG_FORMAT, Redactor
 from exporter.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from exporter.extract import Warehouse
-    from exporter.job import Redactor
 
 log = logging.getLogger("exporter")
 
@@ -185,7 +185,7 @@ def _setup_logging(verbose: bool, level_name: str, redactor: Redactor) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setLevel(level)
     handler.addFilter(redactor)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -199,13 +199,11 @@ def _start_sentry(settings: Settings) -> bool:
         return False
     import sentry_sdk
 
-    secrets = settings.secrets()
+    # An event is scrubbed as JSON text, so each secret is looked for as JSON writes it.
+    redactor = Redactor(json.dumps(s)[1:-1] for s in settings.secrets())
 
     def scrub(event: Any, _hint: Any) -> Any:
-        text = json.dumps(event, default=str)
-        for secret in secrets:
-            text = text.replace(json.dumps(secret)[1:-1], "****")
-        return json.loads(text)
+        return json.loads(redactor.redact(json.dumps(event, default=str)))
 
     sentry_sdk.init(
         dsn=dsn,
@@ -257,8 +255,6 @@ def cli(
 
     Example: patronload run --as-of 2026-03-01
     """
-    from exporter.job import Redactor
-
     ctx.ensure_object(dict)
     if env_file is None and Path(".env").is_file():
         env_file = Path(".env")

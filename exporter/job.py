@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from exporter.errors import ExporterError, GuardError, NotifyError, SnapshotError, UsageError
 from exporter.extract import LocalWarehouse, Warehouse
 from exporter.project import Project
+from exporter.redact import LOG_FORMAT, Redactor
 from exporter.report import RunReport
 from exporter.settings import MAIL_SETTINGS, S3_SETTINGS, WAREHOUSE_SETTINGS, Settings
 
@@ -81,25 +82,6 @@ class JobState:
     notes: list[str] = field(default_factory=list)
 
 
-class Redactor(logging.Filter):
-    """Replaces every secret in a log record's message with ****."""
-
-    def __init__(self, secrets: list[str]) -> None:
-        super().__init__()
-        self.secrets = sorted(secrets, key=len, reverse=True)
-
-    def redact(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "****")
-        return text
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            record.msg = self.redact(record.getMessage())
-            record.args = None
-        return True
-
-
 @contextmanager
 def captured_log(redactor: Redactor) -> Iterator[io.StringIO]:
     """The run's log at INFO, whatever the terminal shows: it is attached to the report."""
@@ -107,7 +89,7 @@ def captured_log(redactor: Redactor) -> Iterator[io.StringIO]:
     handler = logging.StreamHandler(buffer)
     handler.setLevel(logging.INFO)
     handler.addFilter(redactor)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
     root = logging.getLogger()
     previous_level = root.level
     root.addHandler(handler)

@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from exporter.errors import NotifyError
+from exporter.redact import MASK, Redactor
 from exporter.report import RunReport
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,6 @@ Status = Literal["delivered", "dry-run", "refused", "failed"]
 STATUSES: tuple[Status, ...] = ("delivered", "dry-run", "refused", "failed")
 
 #: What replaces a secret anywhere in a message.
-MASK = "****"
 
 #: Seconds an SMTP connection may stall before the send fails.
 SMTP_TIMEOUT = 30
@@ -118,7 +118,7 @@ def compose(
     outcome: RunOutcome, mail: MailSettings, log_text: str, secrets: Iterable[str] = ()
 ) -> EmailMessage:
     """The report as plain text and HTML, the log attached; every secret masked."""
-    clean = _masker(secrets)
+    clean = Redactor(secrets).redact
     sections = _sections(outcome)
     text = _render_text(sections, clean)
     body = _render_html(sections, clean)
@@ -337,18 +337,6 @@ def _render_html(sections: list[_Section], clean: Callable[[str], str]) -> str:
             parts.append(f'<table style="border-collapse:collapse"><tr>{head}</tr>{body}</table>')
     parts.append("</body></html>\n")
     return "\n".join(parts)
-
-
-def _masker(secrets: Iterable[str]) -> Callable[[str], str]:
-    """A function that masks every secret; the longest first, so none is half-masked."""
-    found = sorted({s for s in secrets if s}, key=len, reverse=True)
-
-    def clean(text: str) -> str:
-        for secret in found:
-            text = text.replace(secret, MASK)
-        return text
-
-    return clean
 
 
 # -- transports ---------------------------------------------------------------------------
