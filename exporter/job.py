@@ -171,18 +171,13 @@ def changes_since_snapshot(value: str | None, history_file: Path, project: str =
                 "deliver a full file first"
             )
         snapshot = Path(previous["snapshot"])
-    check_base(snapshot)
-    return snapshot
-
-
-def check_base(snapshot: Path) -> None:
-    """Raise UsageError unless the --changes-since snapshot opens as a snapshot."""
     from exporter.diff import check_snapshot
 
     try:
         check_snapshot(snapshot)
     except SnapshotError as exc:
         raise UsageError(f"--changes-since: {exc}") from None
+    return snapshot
 
 
 def choose_warehouse(
@@ -308,8 +303,7 @@ def _stages(
         mail=not options.dry_run,
     )
     max_drop = settings.share("PATRONLOAD_MAX_DROP")
-    if options.changes_since is not None:
-        check_base(options.changes_since)  # before any work, like every setting
+    if options.changes_since is not None:  # checked by changes_since_snapshot() already
         report.changes_since = str(options.changes_since)
     target = None if options.dry_run else s3_target(settings)
     state.previous = last_delivered(read_runs(options.history_file), str(project.root))
