@@ -689,12 +689,11 @@ def rejections(
         writer.writerow(names)
         writer.writerows(rows)
         return
+    from exporter.text import table
+
     shown = [n for n in names if n != "explanation"]
-    widths = [max([len(n)] + [len(str(r[i] or "")) for r in rows]) for i, n in enumerate(shown)]
-    click.echo("  ".join(n.ljust(w) for n, w in zip(shown, widths, strict=True)).rstrip())
-    for row in rows:
-        cells = [str(v if v is not None else "") for v in row[: len(shown)]]
-        click.echo("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip())
+    for line in table(shown, [row[: len(shown)] for row in rows]):
+        click.echo(line)
     click.echo(f"{len(rows):,} row(s)")
 
 

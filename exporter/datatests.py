@@ -26,6 +26,7 @@ from exporter.duck import connect, first_line, literal, quote
 from exporter.errors import BuildError, SqlError
 from exporter.project import Project
 from exporter.sources import parse_file
+from exporter.text import table
 from exporter.xmlwrite import Shape, shape_of
 
 SEVERITY = re.compile(r"^\s*--\s*severity:\s*(\w+)\s*$", re.MULTILINE | re.IGNORECASE)
@@ -77,12 +78,7 @@ class Outcome:
         if not self.first:
             return out
         cells = [[("" if v is None else str(v))[:60] for v in row] for row in self.first]
-        widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(self.columns)]
-        out.append(
-            "      " + "  ".join(c.ljust(w) for c, w in zip(self.columns, widths, strict=True))
-        )
-        for row in cells:
-            out.append("      " + "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
+        out += ["      " + line for line in table(self.columns, cells)]
         if self.rows > len(self.first):
             out.append(f"      ... and {self.rows - len(self.first):,} more")
         return [line.rstrip() for line in out]

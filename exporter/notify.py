@@ -25,6 +25,7 @@ from typing import Any, Literal
 from exporter.errors import NotifyError
 from exporter.redact import MASK, Redactor
 from exporter.report import RunReport
+from exporter.text import table as text_table
 
 log = logging.getLogger(__name__)
 
@@ -297,13 +298,7 @@ def _render_text(sections: list[_Section], clean: Callable[[str], str]) -> str:
             bullet = "  - " if section.title else ""
             lines += [bullet + row[0] for row in rows]
         else:
-            table = [section.header, *rows]
-            widths = [max(len(row[i]) for row in table) for i in range(len(section.header))]
-            for row in table:
-                cells = zip(row, widths, section.align, strict=True)
-                lines.append(
-                    "  ".join(c.rjust(w) if a == "r" else c.ljust(w) for c, w, a in cells).rstrip()
-                )
+            lines += text_table(section.header, rows, section.align)
         lines.append("")
     return "\n".join(lines)
 
