@@ -323,6 +323,7 @@ ROOT = click.option(
     help="Root element of each XML file (default: root_element in patronload.toml).",
 )
 JSON = click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON line.")
+RESULT_JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 HISTORY = click.option(
     "--history",
     "history_file",
@@ -709,7 +710,7 @@ def rejections(
     show_default=True,
     help="People listed after the counts.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@RESULT_JSON
 @click.pass_context
 def diff_cmd(
     ctx: click.Context,
@@ -916,7 +917,7 @@ def lint_cmd(ctx: click.Context) -> None:
     show_default=True,
     help="Examples shown side by side per kind of change.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@RESULT_JSON
 @click.pass_context
 def impact_cmd(
     ctx: click.Context,
@@ -940,7 +941,7 @@ def impact_cmd(
 
 @cli.command("lineage", context_settings=CONTEXT)
 @click.argument("element")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@RESULT_JSON
 @click.pass_context
 def lineage_cmd(ctx: click.Context, element: str, as_json: bool) -> None:
     """Which source columns and SQL files feed an XML element.
