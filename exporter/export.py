@@ -31,11 +31,11 @@ from exporter.duck import connect, literal, quote
 from exporter.errors import ExportError
 from exporter.package import Chunk, Limits, PackageWriter, ZipFile
 from exporter.project import Project
-from exporter.xmlsql import compile_record, constant_values
+from exporter.xmlsql import compile_record, constant_values, written_text
 from exporter.xmlwrite import shape_of
 
 if TYPE_CHECKING:
-    from exporter.checkchunks import ChunkChecker
+    from exporter.checkchunks import ChunkChecker, Sampler
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,9 @@ class ExportResult:
     validation_peak_rss: int = 0
     changes: dict[str, dict[str, int]] | None = None
     compare_seconds: float = 0.0
+    validated_records: int = 0
+    signatures: int = 0  # distinct record structures (0 when every record was validated)
+    validated_every_record: bool = True
 
 
 @dataclass
@@ -148,8 +151,11 @@ def prefetch(items: Iterator[T], depth: int = 2) -> Generator[T]:
         thread.join()
 
 
-def _chunks(reader: Any, counts: _Counts) -> Iterator[Chunk]:
-    """Chunks over the XML column of each Arrow batch, sharing its memory."""
+def _chunks(
+    reader: Any, counts: _Counts, sampler: Sampler | None
+) -> Iterator[tuple[Chunk, list[int] | None]]:
+    """Chunks over the XML column of each Arrow batch, sharing its memory, each with
+    the positions of its records to validate (None: all)."""
     for batch in reader:
         xml = batch.column(0)
         _, offsets, data = xml.buffers()
@@ -163,18 +169,19 @@ def _chunks(reader: Any, counts: _Counts) -> Iterator[Chunk]:
         base = offs[0]
         counts.truncated += pc.sum(batch.column(1)).as_py() or 0
         counts.removed += pc.sum(batch.column(2)).as_py() or 0
-        yield Chunk(memoryview(data)[base : offs[-1]], [o - base for o in offs[1:]])
+        chunk = Chunk(memoryview(data)[base : offs[-1]], [o - base for o in offs[1:]])
+        yield chunk, None if sampler is None else sampler.select(batch)
 
 
 def _checked(
-    chunks: Iterator[Chunk],
+    chunks: Iterator[tuple[Chunk, list[int] | None]],
     patron_type: str,
     checker: ChunkChecker,
     on_users: Callable[[str, int], None] | None,
 ) -> Generator[Chunk]:
     """Pass chunks on to the zip, each also handed to the validators and counted."""
-    for chunk in chunks:
-        checker.submit(patron_type, chunk.data, chunk.ends)
+    for chunk, selected in chunks:
+        checker.submit(patron_type, chunk.data, chunk.ends, selected)
         yield chunk
         if on_users:
             on_users(patron_type, chunk.count)
@@ -237,8 +244,9 @@ def export(
     batch_rows: int = 10_000,
     on_users: Callable[[str, int], None] | None = None,
     base_build: Path | None = None,
+    validate_every_record: bool = False,
 ) -> ExportResult:
-    """Write one zip set per patron type, validating every record as it goes, then
+    """Write one zip set per patron type, validating the records as it goes, then
     publish them together.
 
     Args:
@@ -255,11 +263,15 @@ def export(
             are named `<type>_changes_<stamp>`. A patron type with no such record gets a
             valid empty file, as a full export of an empty type does. Records removed
             since are not written: an incremental file cannot say "delete".
+        validate_every_record: Validate every record with lxml instead of one per
+            signature plus those whose values SQL cannot prove (exporter.xsdsql).
 
     Returns:
         The zips, records written per type and, when incremental, the changes per type.
     """
-    from exporter.checkchunks import ChunkChecker  # lxml is only needed from here on
+    # lxml and xmlschema are only needed from here on
+    from exporter.checkchunks import ChunkChecker, Sampler
+    from exporter.xsdsql import compile_proof
 
     settings = project.settings()
     try:
@@ -271,6 +283,7 @@ def export(
     name = stamp if base_build is None else f"{CHANGES_NAME}_{stamp}"
     package = PackageWriter(outbox, name, built.as_of, root, limits)
     counts = _Counts()
+    signatures = 0
     try:
         t0 = time.perf_counter()
         with _source(built.database, base_build, settings.final_model) as (con, changes):
@@ -291,17 +304,45 @@ def export(
                         )
                     continue
                 params = [acct.patron_type]
-                constants = constant_values(con, rows, params, shape)
+                present: dict[str, int] = {}
+                constants = constant_values(con, rows, params, shape, present)
                 record = compile_record(column, shape, settings.max_value_length, constants)
+                proof = None
+                if not validate_every_record:
+                    fit = written_text(settings.max_value_length, constants)
+                    proof = compile_proof(
+                        project.xsd_file,
+                        root,
+                        column,
+                        shape,
+                        fit,
+                        settings.max_value_length,
+                        present,
+                    )
+                    if proof is None:
+                        log.info("the schema ties records together: validating every record")
+                        validate_every_record = True
+                    for part in dict.fromkeys(proof.unknown if proof else []):
+                        log.info("validated by lxml wherever present: %s", part)
+                checks = (
+                    ""
+                    if proof is None
+                    else "".join(
+                        [f", {proof.proven} AS proven"]
+                        + [f", {w} AS w{i}" for i, w in enumerate(proof.words)]
+                    )
+                )
+                # Bits are chosen per type (see compile_proof): signatures too.
+                sampler = Sampler([f"w{i}" for i in range(len(proof.words))]) if proof else None
                 sql = (
                     f"SELECT {record.xml} AS xml, {record.truncated} AS truncated, "
-                    f"{record.removed} AS removed FROM (SELECT r, {record.fast} AS x, "
+                    f"{record.removed} AS removed{checks} FROM (SELECT r, {record.fast} AS x, "
                     f"{KEY_COLUMN} FROM ({rows})){order}"
                 )
                 log.info("%s: %d constant parts of the record", acct.patron_type, len(constants))
                 reader = con.sql(sql, params=params).to_arrow_reader(batch_rows)
 
-                fetched = prefetch(_chunks(reader, counts))
+                fetched = prefetch(_chunks(reader, counts, sampler))
                 chunks = _checked(fetched, acct.patron_type, checker, on_users)
                 try:
                     made = package.write_type(acct.patron_type, chunks)
@@ -313,11 +354,21 @@ def export(
                     chunks.close()
                     fetched.close()  # stops the reader thread before the connection closes
                 counts.users[acct.patron_type] = sum(z.users for z in made)
+                signatures += len(sampler.seen) if sampler else 0
             write_seconds = time.perf_counter() - t0
 
         t1 = time.perf_counter()
         checker.finish()  # the records still being validated when the writing ended
         validate_seconds = time.perf_counter() - t1
+        log.info(
+            "validated %s of %s records with lxml against %s%s",
+            f"{checker.validated:,}",
+            f"{sum(counts.users.values()):,}",
+            project.xsd_file.name,
+            f" ({signatures:,} signatures; the rest proven by SQL type checks)"
+            if signatures
+            else "",
+        )
         package.publish()
     except BaseException:
         checker.close()
@@ -333,4 +384,7 @@ def export(
         checker.peak_rss,
         changes,
         compare_seconds,
+        checker.validated,
+        signatures,
+        validate_every_record,
     )

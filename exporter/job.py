@@ -69,6 +69,7 @@ class JobOptions:
     extract_first: bool = True
     demo_warehouse: Path = Path("warehouse/demo.duckdb")
     changes_since: Path | None = None  # write only the records new or changed since this
+    validate_every_record: bool = False  # lxml on every record, not one per structure
 
 
 @dataclass
@@ -374,6 +375,7 @@ def _stages(
                 root_element=options.root_element,
                 on_users=update,
                 base_build=base_build,
+                validate_every_record=options.validate_every_record,
             )
     report.add_export(result)
     zips = [z.path for z in result.zips]

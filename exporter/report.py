@@ -41,6 +41,7 @@ class RunReport:
     files: list[dict[str, Any]] = field(default_factory=list)
     removed_chars: int = 0
     truncated_values: int = 0
+    validation: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     destinations: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -76,6 +77,11 @@ class RunReport:
         self.truncated_values = result.truncated_values
         self.seconds["write"] = result.write_seconds
         self.seconds["validate"] = result.validate_seconds
+        self.validation = {
+            "records_by_lxml": result.validated_records,
+            "signatures": result.signatures,
+            "every_record": result.validated_every_record,
+        }
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, sort_keys=True)
@@ -119,6 +125,8 @@ class RunReport:
                     f"  {f['zip']}  {f['users']:,} users, {f['zip_bytes']:,} bytes "
                     f"({f['xml_bytes']:,} XML in {len(f['xml_files'])} file(s))"
                 )
+        if self.validation:
+            out += ["", self._validation_line()]
         local = {f["zip"] for f in self.files}
         if self.destinations and set(self.destinations) != local:
             out += ["", "delivered to"] + [f"  {d}" for d in self.destinations]
@@ -130,6 +138,16 @@ class RunReport:
         if self.seconds:
             out += ["", "seconds  " + "  ".join(f"{k} {v:.2f}" for k, v in self.seconds.items())]
         return out
+
+    def _validation_line(self) -> str:
+        v = self.validation
+        if v["every_record"]:
+            return f"schema: all {v['records_by_lxml']:,} records validated by lxml"
+        return (
+            f"schema: {v['records_by_lxml']:,} records validated by lxml (the first of each "
+            f"of {v['signatures']:,} structures, and any value SQL could not prove); every "
+            "other value proven by its type in SQL"
+        )
 
     def _changes_lines(self) -> list[str]:
         """Per type: records new, changed, unchanged and removed since the base; written."""

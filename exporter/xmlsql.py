@@ -193,13 +193,18 @@ def _paths(expr: str, shape: Shape) -> Iterator[tuple[str, Shape]]:
 
 
 def constant_values(
-    con: duckdb.DuckDBPyConnection, rows: str, params: list[Any], shape: Shape
+    con: duckdb.DuckDBPyConnection,
+    rows: str,
+    params: list[Any],
+    shape: Shape,
+    counts: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """The parts of record `r` in `rows` (SQL) that are the same wherever present.
 
     A path maps to its value, or to None when it is NULL in every row. Text and
     lists are compared with min and max; a struct is constant when each field is
-    constant and present exactly when the struct is (or never). One scan finds all.
+    constant and present exactly when the struct is (or never). One scan finds all;
+    `counts`, when given, receives the number of rows where each path is not NULL.
     """
     paths = list(_paths("r", shape))
     aggregates = []
@@ -215,6 +220,8 @@ def constant_values(
         count = next(values)
         same, value = (next(values), next(values)) if sub[0] != "struct" else (True, None)
         seen[expr] = (count, bool(same), value)
+        if counts is not None:
+            counts[expr] = count
     constants: dict[str, Any] = {}
 
     def resolve(expr: str, sub: Shape) -> bool:
@@ -248,6 +255,7 @@ class RecordSql:
     xml: str
     truncated: str
     removed: str
+    dirty: str = "FALSE"
 
 
 def compile_record(
@@ -304,4 +312,10 @@ def compile_record(
             f"({cut_fixed} + CASE WHEN {dirty} THEN {long_safe} ELSE {long_fast} END)::BIGINT"
         ),
         removed=f"({lost_fixed} + CASE WHEN {dirty} THEN {removed} ELSE 0 END)::BIGINT",
+        dirty=dirty,
     )
+
+
+def written_text(max_length: int, constants: dict[str, Any]) -> Callable[[str], str]:
+    """SQL of the text a clean record writes for a value `expr` (cut; constants pre-made)."""
+    return _Writer(max_length, False, constants).fit

@@ -269,9 +269,24 @@ def test_cli_demo_warehouse_run_balances_and_validates(tmp_path: Path) -> None:
         r for reasons in report["rejections"].values() for r in reasons
     }
     assert report["removed_chars"] > 0 and report["truncated_values"] > 0
+    # lxml saw one record per structure and the few whose values SQL could not prove;
+    # `validate` then checks every record of the files in full
+    written = sum(report["written"].values())
+    assert 0 < report["validation"]["signatures"] <= report["validation"]["records_by_lxml"]
+    assert report["validation"]["records_by_lxml"] < written / 10
+    assert not report["validation"]["every_record"]
     zips = [f["zip"] for f in report["files"]]
     checked = patronload("validate", *zips, cwd=tmp_path)
     assert checked.code == 0, checked.err
+    every = patronload(
+        "run", "--warehouse", "wh.duckdb", "--json", "--validate-every-record", cwd=tmp_path
+    )
+    assert every.code == 0, every.err
+    assert json.loads(every.out)["validation"] == {
+        "records_by_lxml": written,
+        "signatures": 0,
+        "every_record": True,
+    }
 
 
 def _rules_copy(tmp_path: Path) -> Path:
