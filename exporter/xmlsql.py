@@ -6,6 +6,10 @@ type, element by element, and DuckDB evaluates it vectorised and in parallel, so
 Python only moves finished bytes. A property test holds the two together on random
 types and values.
 
+Which elements a record writes depends only on which of its parts are NULL (and on
+list lengths): exporter.xsdsql relies on that to validate one record per structure.
+Keep it so, or add the new dependency to its signature.
+
 Forbidden XML characters are rare, so each record is written on a fast path that
 only cuts long values; a record whose text shows a forbidden character is written
 again on a path that also removes them from every value (`safe`).
