@@ -205,18 +205,22 @@ def constant_values(
 ) -> dict[str, Any]:
     """The parts of record `r` in `rows` (SQL) that are the same wherever present.
 
-    A path maps to its value, or to None when it is NULL in every row. Text and
-    lists are compared with min and max; a struct is constant when each field is
-    constant and present exactly when the struct is (or never). One scan finds all;
+    A path maps to its value, or to None when it is NULL in every row. Text is
+    compared with min and max; a list is constant when its length is and each item
+    is; a struct when each field is constant and present exactly when the struct is
+    (or never). One scan finds all;
     `counts`, when given, receives the number of rows where each path is not NULL.
     """
     paths = list(_paths("r", shape))
     aggregates = []
     for expr, sub in paths:
         aggregates.append(f"count({expr})")
+        # A list is compared by its length (comparing whole lists costs more than the
+        # rest of the scan); its items are compared as paths of their own.
+        value = f"len({expr})" if sub[0] == "list" else expr
         if sub[0] != "struct":
-            aggregates.append(f"min({expr}) IS NOT DISTINCT FROM max({expr})")
-            aggregates.append(f"min({expr})")
+            aggregates.append(f"min({value}) IS NOT DISTINCT FROM max({value})")
+            aggregates.append(f"min({value})")
     (row,) = con.execute(f"SELECT {', '.join(aggregates)} FROM ({rows})", params).fetchall()
     values = iter(row)
     seen: dict[str, tuple[int, bool, Any]] = {}
@@ -235,6 +239,16 @@ def constant_values(
                 resolve(f"{expr}[{i}]", sub[1])
         if count == 0:
             constants[expr] = None
+        elif sub[0] == "list":
+            # the same length everywhere, within the inlined items, each item constant
+            # and there exactly when the list is (or never)
+            items = [f"{expr}[{i}]" for i in range(1, (value or 0) + 1)]
+            if (
+                same
+                and value <= INLINE_ITEMS
+                and all(i in constants and seen[i][0] in (0, count) for i in items)
+            ):
+                constants[expr] = [constants[i] for i in items]
         elif sub[0] != "struct":
             if same:
                 constants[expr] = value
