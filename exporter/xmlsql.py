@@ -217,10 +217,10 @@ def constant_values(
         aggregates.append(f"count({expr})")
         # A list is compared by its length (comparing whole lists costs more than the
         # rest of the scan); its items are compared as paths of their own.
-        value = f"len({expr})" if sub[0] == "list" else expr
+        compared = f"len({expr})" if sub[0] == "list" else expr
         if sub[0] != "struct":
-            aggregates.append(f"min({value}) IS NOT DISTINCT FROM max({value})")
-            aggregates.append(f"min({value})")
+            aggregates.append(f"min({compared}) IS NOT DISTINCT FROM max({compared})")
+            aggregates.append(f"min({compared})")
     (row,) = con.execute(f"SELECT {', '.join(aggregates)} FROM ({rows})", params).fetchall()
     values = iter(row)
     seen: dict[str, tuple[int, bool, Any]] = {}
