@@ -3,7 +3,8 @@
 Each patron type gets `<type>_<stamp>.zip` holding `<type>_<stamp>.xml`. When a
 type's XML would pass the configured size it continues in `<type>_<stamp>_2.xml`,
 and so on; a zip holds at most 50 XML files and stays under 4 GB (further zips are
-`<type>_<stamp>_2.zip`); a run writes at most 20 zips. Every zip is written under a
+`<type>_<stamp>_2.zip`); a run writes at most 20 zips. Members are deflated by
+zlib-ng, about twice as fast as zlib. Every zip is written under a
 temporary name; `publish` renames them all once everything is complete.
 """
 
@@ -17,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from itertools import accumulate
 from pathlib import Path
+
+from zlib_ng import zlib_ng
 
 from exporter.errors import ExportError
 
@@ -74,6 +77,18 @@ class ZipFile:
     @property
     def temporary(self) -> Path:
         return self.path.with_name(f".{self.path.name}.tmp")
+
+
+def _use_fast_deflate(member: object, level: int) -> None:
+    """Deflate a zip member with zlib-ng at `level`: the same format as zlib, about
+    twice as fast (its output is a few percent larger at the same level).
+
+    zipfile has no hook for its compressor, so the one it just made, before any byte
+    went through it, is replaced. zipfile computes the CRC and sizes itself.
+    """
+    if getattr(member, "_compressor", None) is None:
+        raise ExportError("this Python's zipfile has no deflate compressor to replace")
+    member._compressor = zlib_ng.compressobj(level, zlib_ng.DEFLATED, -15)  # type: ignore[attr-defined]
 
 
 def _zip_overhead(members: int) -> int:
@@ -148,6 +163,7 @@ class PackageWriter:
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o600 << 16
             member = archive.open(info, "w", force_zip64=True)
+            _use_fast_deflate(member, self.limits.compresslevel)
             member.write(header)
             size = len(header)
             current.members.append(info.filename)

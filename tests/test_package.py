@@ -104,3 +104,20 @@ def test_package_same_records_same_bytes(tmp_path: Path) -> None:
         pkg.publish()
         digests.append(hashlib.sha256(made.path.read_bytes()).hexdigest())
     assert digests[0] == digests[1]
+
+
+def test_package_deflates_at_the_configured_level_readable_by_plain_zlib(tmp_path: Path) -> None:
+    sizes = {}
+    for level in (1, 9):
+        folder = tmp_path / str(level)
+        folder.mkdir()
+        pkg = writer(folder, compresslevel=level)
+        (made,) = pkg.write_type("staff", records(5000))
+        pkg.publish()
+        with zipfile.ZipFile(made.path) as zf:
+            assert zf.testzip() is None  # stdlib zlib inflates it and the CRC holds
+            (info,) = zf.infolist()
+            text = zf.read(info).decode()
+            assert text.count("<user>") == 5000
+            sizes[level] = info.compress_size
+    assert sizes[9] < sizes[1]  # the level is not ignored
