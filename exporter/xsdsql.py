@@ -24,6 +24,7 @@ validated (`compile_proof` returns None).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -220,6 +221,12 @@ class _Compiler:
                     self.element(child, f"{path}/{key}", sub_expr, sub, expr)
 
 
+@functools.lru_cache(maxsize=4)
+def _schema(path: str, _mtime_ns: int) -> Any:
+    """The schema, read once per export rather than once per patron type."""
+    return xmlschema.XMLSchema(path)
+
+
 def compile_proof(
     xsd: Path,
     root: str,
@@ -236,7 +243,7 @@ def compile_proof(
     its cut. `counts` (from exporter.xmlsql.constant_values, over the same rows) are
     the rows where each part is not NULL: they spare the bits that cannot vary.
     """
-    schema = xmlschema.XMLSchema(str(xsd))
+    schema = _schema(str(xsd), xsd.stat().st_mtime_ns)
     if any(schema.identities.values()):
         return None
     root_decl = schema.elements.get(root)
