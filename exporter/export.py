@@ -32,10 +32,11 @@ from exporter.errors import ExportError
 from exporter.package import Chunk, Limits, PackageWriter, ZipFile
 from exporter.project import Project
 from exporter.xmlsql import compile_record, constant_values, written_text
-from exporter.xmlwrite import shape_of
+from exporter.xmlwrite import Shape, shape_of
 
 if TYPE_CHECKING:
     from exporter.checkchunks import ChunkChecker, Sampler
+    from exporter.xsdsql import Proof
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +218,40 @@ def _source(
         yield con, classify(con, model, (column, column), RECORD_DIFFERS, [])
 
 
+def _proof(
+    project: Project,
+    root: str,
+    column: str,
+    shape: Shape,
+    constants: dict[str, Any],
+    present: dict[str, int],
+) -> Proof | None:
+    """The signature and value checks of this type's records; None: validate them all."""
+    from exporter.xsdsql import compile_proof  # xmlschema is only needed from here on
+
+    limit = project.settings().max_value_length
+    fit = written_text(limit, constants)
+    proof = compile_proof(project.xsd_file, root, column, shape, fit, limit, present)
+    if proof is None:
+        log.info("the schema ties records together: validating every record")
+    for part in dict.fromkeys(proof.unknown if proof else []):
+        log.info("validated by lxml wherever present: %s", part)
+    return proof
+
+
+def _check_columns(proof: Proof | None) -> tuple[str, Sampler | None]:
+    """The export query's extra columns for `proof`, and the sampler that reads them.
+    Bits are chosen per type (see compile_proof), so each type has its own sampler."""
+    from exporter.checkchunks import Sampler
+
+    if proof is None:
+        return "", None
+    words = [f"w{i}" for i in range(len(proof.words))]
+    columns = [f", {proof.proven} AS proven"]
+    columns += [f", {sql} AS {name}" for sql, name in zip(proof.words, words, strict=True)]
+    return "".join(columns), Sampler(words)
+
+
 def _rows_sql(column: str, model: str, incremental: bool) -> str:
     """The records of one patron type (the parameter) to write, as `r` and the key."""
     if not incremental:
@@ -269,9 +304,7 @@ def export(
     Returns:
         The zips, records written per type and, when incremental, the changes per type.
     """
-    # lxml and xmlschema are only needed from here on
-    from exporter.checkchunks import ChunkChecker, Sampler
-    from exporter.xsdsql import compile_proof
+    from exporter.checkchunks import ChunkChecker  # lxml is only needed from here on
 
     settings = project.settings()
     try:
@@ -309,31 +342,9 @@ def export(
                 record = compile_record(column, shape, settings.max_value_length, constants)
                 proof = None
                 if not validate_every_record:
-                    fit = written_text(settings.max_value_length, constants)
-                    proof = compile_proof(
-                        project.xsd_file,
-                        root,
-                        column,
-                        shape,
-                        fit,
-                        settings.max_value_length,
-                        present,
-                    )
-                    if proof is None:
-                        log.info("the schema ties records together: validating every record")
-                        validate_every_record = True
-                    for part in dict.fromkeys(proof.unknown if proof else []):
-                        log.info("validated by lxml wherever present: %s", part)
-                checks = (
-                    ""
-                    if proof is None
-                    else "".join(
-                        [f", {proof.proven} AS proven"]
-                        + [f", {w} AS w{i}" for i, w in enumerate(proof.words)]
-                    )
-                )
-                # Bits are chosen per type (see compile_proof): signatures too.
-                sampler = Sampler([f"w{i}" for i in range(len(proof.words))]) if proof else None
+                    proof = _proof(project, root, column, shape, constants, present)
+                    validate_every_record = proof is None
+                checks, sampler = _check_columns(proof)
                 sql = (
                     f"SELECT {record.xml} AS xml, {record.truncated} AS truncated, "
                     f"{record.removed} AS removed{checks} FROM (SELECT r, {record.fast} AS x, "

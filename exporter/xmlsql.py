@@ -273,7 +273,6 @@ class RecordSql:
     xml: str
     truncated: str
     removed: str
-    dirty: str = "FALSE"
 
 
 def compile_record(
@@ -330,7 +329,6 @@ def compile_record(
             f"({cut_fixed} + CASE WHEN {dirty} THEN {long_safe} ELSE {long_fast} END)::BIGINT"
         ),
         removed=f"({lost_fixed} + CASE WHEN {dirty} THEN {removed} ELSE 0 END)::BIGINT",
-        dirty=dirty,
     )
 
 
