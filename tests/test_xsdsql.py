@@ -282,3 +282,10 @@ def test_identity_constraints_mean_every_record_is_validated(tmp_path: Path) -> 
     shape = ("struct", (("primary_id", ("varchar",)),))
     assert compile_proof(xsd, "userRecords", "user", shape, str, 255) is None
     assert compile_proof(PROJECT_XSD, "userRecords", "user", shape, str, 255) is not None
+
+
+def test_a_schema_xmlschema_cannot_read_means_every_record_is_validated(tmp_path: Path) -> None:
+    xsd = tmp_path / "user.xsd"
+    xsd.write_text(PROJECT_XSD.read_text().replace('type="userList"/>', 'type="noSuchType"/>', 1))
+    shape = ("struct", (("primary_id", ("varchar",)),))
+    assert compile_proof(xsd, "userRecords", "user", shape, str, 255) is None
