@@ -39,26 +39,24 @@ _schema: Any = None
 class Sampler:
     """Picks the records lxml must see, from Arrow batches carrying exporter.xsdsql's
     columns: `proven`, `removed` (characters the writer removed) and the signature
-    words. Signatures are remembered across batches and patron types."""
+    words. Signatures are remembered across batches; each patron type has its own
+    sampler, because each chooses its own signature bits."""
 
-    def __init__(self, words: Sequence[str], proven: str = "proven", removed: str = "removed"):
+    def __init__(self, words: Sequence[str]):
         self.words = list(words)
-        self.proven = proven
-        self.removed = removed
         self.seen: set[tuple[int, ...]] = set()
 
     def select(self, batch: pa.RecordBatch) -> list[int]:
         """Ascending positions in `batch` of the records to validate."""
-        clean = pc.and_(batch.column(self.proven), pc.equal(batch.column(self.removed), 0))
+        clean = pc.and_(batch.column("proven"), pc.equal(batch.column("removed"), 0))
         picked = set(pc.indices_nonzero(pc.invert(clean)).to_pylist())
         table = pa.table(
-            {f"w{i}": batch.column(w) for i, w in enumerate(self.words)}
+            {w: batch.column(w) for w in self.words}
             | {"i": pa.array(range(batch.num_rows), pa.int64())}
         )
-        keys = [f"w{i}" for i in range(len(self.words))]
-        firsts = table.group_by(keys, use_threads=False).aggregate([("i", "min")])
+        firsts = table.group_by(self.words, use_threads=False).aggregate([("i", "min")])
         for row in firsts.to_pylist():
-            signature = tuple(row[k] for k in keys)
+            signature = tuple(row[w] for w in self.words)
             if signature not in self.seen:
                 self.seen.add(signature)
                 picked.add(row["i_min"])
