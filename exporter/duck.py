@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
+
+from exporter.errors import UsageError
+from exporter.settings import SPEC_BY_NAME
+
+MEMORY_LIMIT = "PATRONLOAD_MEMORY_LIMIT"
 
 
 def quote(name: str) -> str:
@@ -33,11 +39,42 @@ def connect(path: Path | None = None, read_only: bool = False) -> duckdb.DuckDBP
     return con
 
 
+def memory_limit() -> str:
+    """PATRONLOAD_MEMORY_LIMIT (or its default), once DuckDB has accepted it."""
+    limit = os.environ.get(MEMORY_LIMIT) or SPEC_BY_NAME[MEMORY_LIMIT].default or ""
+    probe = duckdb.connect()
+    try:
+        probe.execute(f"SET memory_limit = {literal(limit)}")
+    except duckdb.Error:
+        raise UsageError(
+            f"{MEMORY_LIMIT}: {limit!r} is not a memory size like 300MB or 2GB"
+        ) from None
+    finally:
+        probe.close()
+    return limit
+
+
 def limit_memory(con: duckdb.DuckDBPyConnection, spill: Path) -> None:
-    """Cap DuckDB's memory (PATRONLOAD_MEMORY_LIMIT, default 600MB); spill to `spill`."""
-    limit = os.environ.get("PATRONLOAD_MEMORY_LIMIT", "600MB")
-    con.execute(f"SET memory_limit = {literal(limit)}")
+    """Cap DuckDB's memory (memory_limit()); spill to `spill` beyond it."""
+    con.execute(f"SET memory_limit = {literal(memory_limit())}")
     con.execute(f"SET temp_directory = {literal(str(spill))}")
+
+
+@contextmanager
+def capped_reader(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection to `path` with DuckDB's memory capped (limit_memory).
+
+    Uncapped, DuckDB keeps every block it reads in its buffer pool, so a stage that
+    reads a build once would still grow with the patrons. Spills go to a temporary
+    folder, removed afterwards.
+    """
+    with tempfile.TemporaryDirectory(prefix="patronload-spill-") as spill:
+        con = connect(path, read_only=True)
+        try:
+            limit_memory(con, Path(spill))
+            yield con
+        finally:
+            con.close()
 
 
 def _remove_temporary(tmp: Path) -> None:

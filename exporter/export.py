@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from exporter.build import BuildResult
-from exporter.duck import connect, literal, quote
+from exporter.duck import capped_reader, literal, quote
 from exporter.errors import ExportError
 from exporter.package import Chunk, Limits, PackageWriter, ZipFile
 from exporter.project import Project
@@ -198,11 +198,8 @@ def _source(
     classified first (the temporary table `delta`); the counts per type come along.
     """
     if base_build is None:
-        con = connect(database, read_only=True)
-        try:
+        with capped_reader(database) as con:
             yield con, None
-        finally:
-            con.close()
         return
     from exporter.diff import RECORD_DIFFERS, attach_builds, classify
 
@@ -276,7 +273,7 @@ def export(
     limits: Limits,
     *,
     root_element: str | None = None,
-    batch_rows: int = 10_000,
+    batch_rows: int = 2_048,
     on_users: Callable[[str, int], None] | None = None,
     base_build: Path | None = None,
     validate_every_record: bool = False,

@@ -19,7 +19,7 @@ from typing import Protocol, TextIO
 import duckdb
 
 from exporter import __version__
-from exporter.duck import first_line, literal, quote, write_once
+from exporter.duck import first_line, limit_memory, literal, quote, write_once
 from exporter.errors import SnapshotError, SourceError
 from exporter.project import FileSource, Project
 from exporter.sources import ExtractQuery, SourceTable, load_extracts, load_sources
@@ -456,6 +456,7 @@ def extract(
     rows: dict[str, int] = {}
     try:
         with write_once(final) as con:
+            limit_memory(con, snapshots / ".spill")
             source.attach(con, needed)
             for q in queries:
                 source.copy(con, q, q.name)

@@ -24,6 +24,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from exporter.duck import memory_limit
 from exporter.errors import ExporterError, GuardError, NotifyError, SnapshotError, UsageError
 from exporter.extract import LocalWarehouse, Warehouse
 from exporter.project import Project
@@ -304,6 +305,7 @@ def _stages(
         mail=not options.dry_run,
     )
     max_drop = settings.share("PATRONLOAD_MAX_DROP")
+    memory_limit()  # a bad cap stops the run before anything is written
     if options.changes_since is not None:  # checked by changes_since_snapshot() already
         report.changes_since = str(options.changes_since)
     target = None if options.dry_run else s3_target(settings)

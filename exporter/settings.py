@@ -69,7 +69,7 @@ SPECS = [
     Spec("PATRONLOAD_SNAPSHOTS", "folder of snapshots", "snapshots"),
     Spec("PATRONLOAD_BUILD_DIR", "folder of model databases", "build"),
     Spec("PATRONLOAD_HISTORY", "the run history file", "history/runs.jsonl"),
-    Spec("PATRONLOAD_MEMORY_LIMIT", "DuckDB memory cap", "600MB"),
+    Spec("PATRONLOAD_MEMORY_LIMIT", "DuckDB memory cap", "300MB"),
 ]
 SPEC_BY_NAME = {s.name: s for s in SPECS}
 

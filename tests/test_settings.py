@@ -110,6 +110,10 @@ def test_bad_values_name_their_setting(tmp_path: Path) -> None:
         ),
         "PATRONLOAD_MAX_DROP": ("lots", "Error: PATRONLOAD_MAX_DROP: 'lots' is not a share like"),
         "LOG_LEVEL": ("LOUD", "Error: LOG_LEVEL: 'LOUD' is not DEBUG, INFO, WARNING or ERROR"),
+        "PATRONLOAD_MEMORY_LIMIT": (
+            "lots",
+            "Error: PATRONLOAD_MEMORY_LIMIT: 'lots' is not a memory size like 300MB or 2GB",
+        ),
     }
     for name, (value, message) in cases.items():
         result = patronload(
