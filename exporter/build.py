@@ -134,9 +134,8 @@ def _build_models(
             )
         except duckdb.Error as exc:
             raise BuildError(f"{model.path}: {first_line(exc)}") from None
-        finally:
-            if order:
-                con.execute("RESET threads")
+        if order:
+            con.execute("RESET threads")
         if model.is_view:
             model_rows[model.name] = None
             log.info("built %s as a view", model.name)
