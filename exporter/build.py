@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import duckdb
 
-from exporter.duck import connect, first_line, limit_memory, quote, write_once
+from exporter.duck import connect, first_line, limit_memory, one_thread, quote, write_once
 from exporter.errors import BuildError, SnapshotError
 from exporter.models import RUN_CONTEXT, load_models, load_seeds
 from exporter.project import ExportSettings, Project
@@ -123,19 +124,16 @@ def _build_models(
             raise BuildError(f"{model.path}: the final model must be stored, not a view")
         kind = "VIEW" if model.is_view else "TABLE"
         order = f" ORDER BY {EXPORT_ORDER}" if model.name == final else ""
-        if order:
-            # DuckDB's sort of the wide record rows needs working memory per thread:
-            # with two it cannot sort a million records under a 400MB cap, with one
-            # it can under 300MB. The other models keep every thread.
-            con.execute("SET threads = 1")
+        # DuckDB's sort of the wide record rows needs working memory per thread: with
+        # two it cannot sort a million records under a 400MB cap, with one it can under
+        # 300MB. The other models keep every thread.
         try:
-            con.execute(
-                f"CREATE {kind} {quote(model.name)} AS SELECT * FROM ({model.sql}\n){order}"
-            )
+            with one_thread(con) if order else nullcontext():
+                con.execute(
+                    f"CREATE {kind} {quote(model.name)} AS SELECT * FROM ({model.sql}\n){order}"
+                )
         except duckdb.Error as exc:
             raise BuildError(f"{model.path}: {first_line(exc)}") from None
-        if order:
-            con.execute("RESET threads")
         if model.is_view:
             model_rows[model.name] = None
             log.info("built %s as a view", model.name)

@@ -22,7 +22,7 @@ from typing import Any
 
 import duckdb
 
-from exporter.duck import capped_reader, first_line, literal, quote
+from exporter.duck import capped, first_line, literal, quote
 from exporter.errors import BuildError, SqlError
 from exporter.project import Project
 from exporter.sources import parse_file
@@ -158,7 +158,7 @@ def run_tests(project: Project, database: Path, first: int = 5) -> list[Outcome]
     """Run every data test on a build; each returns how many rows it found and the first."""
     tests = project_tests(project)
     outcomes = []
-    with capped_reader(database) as con:
+    with capped(database) as con:
         for test in built_in_tests(project, con) + tests:
             try:  # one pass: the total rides along with the first rows
                 cur = con.execute(

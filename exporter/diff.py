@@ -24,7 +24,7 @@ from typing import Any
 import duckdb
 
 from exporter.build import build, open_snapshot
-from exporter.duck import connect, first_line, limit_memory, literal, quote
+from exporter.duck import capped, connect, first_line, literal, quote
 from exporter.errors import BuildError
 from exporter.export import GROUP_COLUMN, KEY_COLUMN
 from exporter.project import Project
@@ -316,20 +316,15 @@ def attach_builds(old_db: Path, new_db: Path) -> Iterator[duckdb.DuckDBPyConnect
 
     The builds are `old_build` and `new_build`.
     """
-    with tempfile.TemporaryDirectory(prefix="patronload-diff-spill-") as spill:
-        con = connect()
-        try:
-            limit_memory(con, Path(spill))
-            for alias, path in (("old_build", old_db), ("new_build", new_db)):
-                if not path.is_file():
-                    raise BuildError(f"build not found: {path}")
-                try:
-                    con.execute(f"ATTACH {literal(str(path))} AS {alias} (READ_ONLY)")
-                except duckdb.Error as exc:
-                    raise BuildError(f"{path}: not a readable build: {first_line(exc)}") from None
-            yield con
-        finally:
-            con.close()
+    with capped() as con:
+        for alias, path in (("old_build", old_db), ("new_build", new_db)):
+            if not path.is_file():
+                raise BuildError(f"build not found: {path}")
+            try:
+                con.execute(f"ATTACH {literal(str(path))} AS {alias} (READ_ONLY)")
+            except duckdb.Error as exc:
+                raise BuildError(f"{path}: not a readable build: {first_line(exc)}") from None
+        yield con
 
 
 def _record_struct(

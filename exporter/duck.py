@@ -39,42 +39,60 @@ def connect(path: Path | None = None, read_only: bool = False) -> duckdb.DuckDBP
     return con
 
 
-def memory_limit() -> str:
-    """PATRONLOAD_MEMORY_LIMIT (or its default), once DuckDB has accepted it."""
+def _set_memory_limit(con: duckdb.DuckDBPyConnection) -> str:
     limit = os.environ.get(MEMORY_LIMIT) or SPEC_BY_NAME[MEMORY_LIMIT].default or ""
-    probe = duckdb.connect()
     try:
-        probe.execute(f"SET memory_limit = {literal(limit)}")
+        con.execute(f"SET memory_limit = {literal(limit)}")
     except duckdb.Error:
         raise UsageError(
             f"{MEMORY_LIMIT}: {limit!r} is not a memory size like 300MB or 2GB"
         ) from None
+    return limit
+
+
+def memory_limit() -> str:
+    """PATRONLOAD_MEMORY_LIMIT (or its default), once DuckDB has accepted it."""
+    probe = duckdb.connect()
+    try:
+        return _set_memory_limit(probe)
     finally:
         probe.close()
-    return limit
 
 
 def limit_memory(con: duckdb.DuckDBPyConnection, spill: Path) -> None:
     """Cap DuckDB's memory (memory_limit()); spill to `spill` beyond it."""
-    con.execute(f"SET memory_limit = {literal(memory_limit())}")
+    _set_memory_limit(con)
     con.execute(f"SET temp_directory = {literal(str(spill))}")
 
 
 @contextmanager
-def capped_reader(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-only connection to `path` with DuckDB's memory capped (limit_memory).
+def capped(path: Path | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection with DuckDB's memory capped (limit_memory): read-only to `path`,
+    or in memory without one.
 
     Uncapped, DuckDB keeps every block it reads in its buffer pool, so a stage that
     reads a build once would still grow with the patrons. Spills go to a temporary
     folder, removed afterwards.
     """
     with tempfile.TemporaryDirectory(prefix="patronload-spill-") as spill:
-        con = connect(path, read_only=True)
+        con = connect(path, read_only=path is not None)
         try:
             limit_memory(con, Path(spill))
             yield con
         finally:
             con.close()
+
+
+@contextmanager
+def one_thread(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Run the statements inside on one DuckDB thread; every thread again after.
+
+    Only a clean exit resets: after a failure the reset could hide the error, and
+    the connection is not used again.
+    """
+    con.execute("SET threads = 1")
+    yield
+    con.execute("RESET threads")
 
 
 def _remove_temporary(tmp: Path) -> None:

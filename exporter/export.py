@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from exporter.build import BuildResult
-from exporter.duck import capped_reader, literal, quote
+from exporter.duck import capped, literal, one_thread, quote
 from exporter.errors import ExportError
 from exporter.package import Chunk, Limits, PackageWriter, ZipFile
 from exporter.project import Project
@@ -198,7 +198,7 @@ def _source(
     classified first (the temporary table `delta`); the counts per type come along.
     """
     if base_build is None:
-        with capped_reader(database) as con:
+        with capped(database) as con:
             yield con, None
         return
     from exporter.diff import RECORD_DIFFERS, attach_builds, classify
@@ -351,21 +351,19 @@ def export(
                 # One thread streams (the constant-parts scan above has them all): a
                 # second holds its own working vectors for the record's SQL, about
                 # 80 MiB at 1,000,000 patrons, and made the stream no faster.
-                con.execute("SET threads = 1")
-                reader = con.sql(sql, params=params).to_arrow_reader(batch_rows)
-
-                fetched = prefetch(_chunks(reader, counts, sampler))
-                chunks = _checked(fetched, acct.patron_type, checker, on_users)
-                try:
-                    made = package.write_type(acct.patron_type, chunks)
-                except OSError as exc:
-                    raise ExportError(
-                        f"cannot write to the outbox {outbox}: {exc.strerror}"
-                    ) from None
-                finally:
-                    chunks.close()
-                    fetched.close()  # stops the reader thread before the connection closes
-                con.execute("RESET threads")  # for the next type's constant-parts scan
+                with one_thread(con):
+                    reader = con.sql(sql, params=params).to_arrow_reader(batch_rows)
+                    fetched = prefetch(_chunks(reader, counts, sampler))
+                    chunks = _checked(fetched, acct.patron_type, checker, on_users)
+                    try:
+                        made = package.write_type(acct.patron_type, chunks)
+                    except OSError as exc:
+                        raise ExportError(
+                            f"cannot write to the outbox {outbox}: {exc.strerror}"
+                        ) from None
+                    finally:
+                        chunks.close()
+                        fetched.close()  # stops the reader thread before the connection closes
                 counts.users[acct.patron_type] = sum(z.users for z in made)
                 signatures += len(sampler.seen) if sampler else 0
             write_seconds = time.perf_counter() - t0

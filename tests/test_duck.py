@@ -7,7 +7,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from exporter.duck import capped_reader, memory_limit
+from exporter.duck import capped, memory_limit, one_thread
 from exporter.errors import UsageError
 
 
@@ -18,11 +18,11 @@ def _database(path: Path) -> Path:
     return path
 
 
-def test_capped_reader_applies_the_setting_and_removes_its_spill_folder(
+def test_capped_applies_the_setting_and_removes_its_spill_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PATRONLOAD_MEMORY_LIMIT", "123MB")
-    with capped_reader(_database(tmp_path / "b.duckdb")) as con:
+    with capped(_database(tmp_path / "b.duckdb")) as con:
         limit, spill = con.execute(
             "SELECT current_setting('memory_limit'), current_setting('temp_directory')"
         ).fetchone() or (None, None)
@@ -45,3 +45,19 @@ def test_a_cap_duckdb_cannot_read_names_the_setting(monkeypatch: pytest.MonkeyPa
     assert str(raised.value) == (
         "PATRONLOAD_MEMORY_LIMIT: 'lots' is not a memory size like 300MB or 2GB"
     )
+
+
+def test_one_thread_resets_after_a_clean_exit_only() -> None:
+    con = duckdb.connect()
+
+    def threads() -> object:
+        return (con.execute("SELECT current_setting('threads')").fetchone() or (None,))[0]
+
+    every = threads()
+    with one_thread(con):
+        assert threads() == 1
+    assert threads() == every
+    with pytest.raises(duckdb.Error), one_thread(con):
+        con.execute("SELECT * FROM missing_table")
+    assert threads() == 1  # left alone: a reset could have hidden the error
+    con.close()
