@@ -31,7 +31,7 @@ from exporter.duck import capped, literal, one_thread, quote
 from exporter.errors import ExportError
 from exporter.package import Chunk, Limits, PackageWriter, ZipFile
 from exporter.project import Project
-from exporter.xmlsql import compile_record, constant_values, written_text
+from exporter.xmlsql import Facts, compile_record, part_facts, written_text
 from exporter.xmlwrite import Shape, shape_of
 
 if TYPE_CHECKING:
@@ -220,15 +220,14 @@ def _proof(
     root: str,
     column: str,
     shape: Shape,
-    constants: dict[str, Any],
-    present: dict[str, int],
+    facts: Facts,
 ) -> Proof | None:
     """The signature and value checks of this type's records; None: validate them all."""
     from exporter.xsdsql import compile_proof  # xmlschema is only needed from here on
 
     limit = project.settings().max_value_length
-    fit = written_text(limit, constants)
-    proof = compile_proof(project.xsd_file, root, column, shape, fit, limit, present)
+    fit = written_text(limit, facts)
+    proof = compile_proof(project.xsd_file, root, column, shape, fit, limit, facts.present)
     if proof is None:
         log.info("the schema ties records together: validating every record")
     for part in dict.fromkeys(proof.unknown if proof else []):
@@ -334,20 +333,24 @@ def export(
                         )
                     continue
                 params = [acct.patron_type]
-                present: dict[str, int] = {}
-                constants = constant_values(con, rows, params, shape, present)
-                record = compile_record(column, shape, settings.max_value_length, constants)
+                facts = part_facts(con, rows, params, shape)
+                record = compile_record(column, shape, settings.max_value_length, facts)
                 proof = None
                 if not validate_every_record:
-                    proof = _proof(project, root, column, shape, constants, present)
+                    proof = _proof(project, root, column, shape, facts)
                     validate_every_record = proof is None
                 checks, sampler = _check_columns(proof)
                 sql = (
                     f"SELECT {record.xml} AS xml, {record.truncated} AS truncated, "
                     f"{record.removed} AS removed{checks} FROM (SELECT r, {record.fast} AS x, "
-                    f"{KEY_COLUMN} FROM ({rows})){order}"
+                    f"{record.dirty} AS dirty, {KEY_COLUMN} FROM ({rows})){order}"
                 )
-                log.info("%s: %d constant parts of the record", acct.patron_type, len(constants))
+                log.info(
+                    "%s: %d constant parts of the record, %d text parts to cut",
+                    acct.patron_type,
+                    len(facts.constants),
+                    sum(not facts.fits(p, settings.max_value_length) for p in facts.widest),
+                )
                 # One thread streams (the constant-parts scan above has them all): a
                 # second holds its own working vectors for the record's SQL, about
                 # 80 MiB at 1,000,000 patrons, and made the stream no faster.

@@ -13,12 +13,17 @@ Keep it so, or add the new dependency to its signature.
 Forbidden XML characters are rare, so each record is written on a fast path that
 only cuts long values; a record whose text shows a forbidden character is written
 again on a path that also removes them from every value (`safe`).
+
+Before writing, one scan of the rows (`part_facts`) learns what each part holds:
+parts that are the same wherever present are written once, as text, and a part with
+no value longer than the cut is not cut. Forbidden characters are searched for once
+per record, in its varying text run together, rather than value by value.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
@@ -34,12 +39,62 @@ _ILLEGAL = literal(ILLEGAL_RE2)
 INLINE_ITEMS = 3
 
 
+@dataclass
+class Facts:
+    """What one scan of the records found about each part (path) of them.
+
+    Parts not named here, such as the items a lambda writes, are assumed to be
+    anything: a fact only ever spares work.
+
+    Attributes:
+        constants: Parts that are the same wherever present, with their value (None:
+            NULL in every row).
+        present: Rows where each part is not NULL.
+        widest: Text parts: the most UTF-8 bytes of any value.
+    """
+
+    constants: dict[str, Any] = field(default_factory=dict)
+    present: dict[str, int] = field(default_factory=dict)
+    widest: dict[str, int] = field(default_factory=dict)
+
+    def fits(self, expr: str, limit: int) -> bool:
+        """No value of `expr` is longer than `limit` characters (bytes bound them)."""
+        return expr in self.widest and self.widest[expr] <= limit
+
+
 def _field(expr: str, key: str) -> str:
     return f"{expr}[{literal(key)}]"
 
 
 def _escape(expr: str) -> str:
     return f"replace(replace(replace({expr}, '&', '&amp;'), '<', '&lt;'), '>', '&gt;')"
+
+
+def _joined(expr: str, shape: Shape, constants: dict[str, Any], depth: int = 0) -> str | None:
+    """SQL of the varying text values under `expr` run together (a forbidden
+    character is one code point: the joined text has the same ones); None when
+    there is none. Constant parts are written clean."""
+    if expr in constants:
+        return None
+    kind = shape[0]
+    if kind == "varchar":
+        return expr
+    if kind == "list":
+        items = [
+            _joined(f"{expr}[{i}]", shape[1], constants, depth) for i in range(1, INLINE_ITEMS + 1)
+        ]
+        var = f"j{depth}"
+        each = _joined(var, shape[1], {}, depth + 1)
+        if each is None:
+            return None
+        inline = ", ".join(i for i in items if i) or "''"
+        return (
+            f"CASE WHEN len({expr}) <= {INLINE_ITEMS} THEN concat({inline}) "
+            f"ELSE array_to_string(list_transform({expr}, lambda {var}: {each}), '') END"
+        )
+    parts = [_joined(_field(expr, k), sub, constants, depth) for k, sub in shape[1]]
+    known = [p for p in parts if p]
+    return f"concat({', '.join(known)})" if known else None
 
 
 def _quoteattr(expr: str) -> str:
@@ -62,11 +117,12 @@ class _Writer:
     a chain of binary || copies the growing record at every step.
     """
 
-    def __init__(self, max_length: int, safe: bool, constants: dict[str, Any]) -> None:
+    def __init__(self, max_length: int, safe: bool, facts: Facts) -> None:
         self.limit = max_length
         self.safe = safe
         self.lambdas = 0
-        self.constants = constants
+        self.facts = facts
+        self.constants = facts.constants
 
     def clean(self, expr: str) -> str:
         return f"regexp_replace({expr}, {_ILLEGAL}, '', 'g')" if self.safe else expr
@@ -79,6 +135,8 @@ class _Writer:
                 return "NULL::VARCHAR"
             text = literal(Sanitizer(self.limit).clean(value))
             return f"CASE WHEN {expr} IS NULL THEN NULL ELSE {text} END"
+        if self.facts.fits(expr, self.limit):
+            return self.clean(expr)
         return f"left({self.clean(expr)}, {self.limit})"
 
     def is_empty_text(self, expr: str) -> str:
@@ -153,12 +211,12 @@ class _Writer:
 def _total(
     expr: str,
     shape: Shape,
-    term: Callable[[str], str],
+    term: Callable[[str], str | None],
     constants: dict[str, Any],
     fixed: Callable[[Any], int],
     depth: int = 0,
 ) -> str:
-    """Sum of `term(v)` over every text value v under `expr`.
+    """Sum of `term(v)` over every text value v under `expr` (a None term counts 0).
 
     A constant part counts `fixed(value)` in each row where it is present.
     """
@@ -168,7 +226,8 @@ def _total(
         return f"(CASE WHEN {expr} IS NULL THEN 0 ELSE {n} END)" if n else "0"
     kind = shape[0]
     if kind == "varchar":
-        return f"coalesce({term(expr)}, 0)"
+        counted = term(expr)
+        return "0" if counted is None else f"coalesce({counted}, 0)"
     if kind == "list":  # inlined like _Writer's lists; a longer list takes the lambda
         items = [
             _total(f"{expr}[{i}]", shape[1], term, constants, fixed, depth)
@@ -176,13 +235,16 @@ def _total(
         ]
         var = f"t{depth}"
         each = _total(var, shape[1], term, {}, fixed, depth + 1)
+        if each == "0" and all(i == "0" for i in items):
+            return "0"
         return (
             f"CASE WHEN {expr} IS NULL THEN 0 WHEN len({expr}) <= {INLINE_ITEMS} "
             f"THEN {' + '.join(items)} "
             f"ELSE coalesce(list_sum(list_transform({expr}, lambda {var}: {each})), 0) END"
         )
     parts = [_total(_field(expr, k), sub, term, constants, fixed, depth) for k, sub in shape[1]]
-    return "(" + " + ".join(parts) + ")" if parts else "0"
+    summed = [p for p in parts if p != "0"]
+    return "(" + " + ".join(summed) + ")" if summed else "0"
 
 
 def _paths(expr: str, shape: Shape) -> Iterator[tuple[str, Shape]]:
@@ -196,20 +258,14 @@ def _paths(expr: str, shape: Shape) -> Iterator[tuple[str, Shape]]:
             yield from _paths(f"{expr}[{i}]", shape[1])
 
 
-def constant_values(
-    con: duckdb.DuckDBPyConnection,
-    rows: str,
-    params: list[Any],
-    shape: Shape,
-    counts: dict[str, int] | None = None,
-) -> dict[str, Any]:
-    """The parts of record `r` in `rows` (SQL) that are the same wherever present.
+def part_facts(con: duckdb.DuckDBPyConnection, rows: str, params: list[Any], shape: Shape) -> Facts:
+    """What the records `r` in `rows` (SQL) hold, part by part, found in one scan.
 
-    A path maps to its value, or to None when it is NULL in every row. Text is
-    compared with min and max; a list is constant when its length is and each item
-    is; a struct when each field is constant and present exactly when the struct is
-    (or never). One scan finds all;
-    `counts`, when given, receives the number of rows where each path is not NULL.
+    A part is constant when it is the same wherever present. Text is compared with
+    min and max; a list is constant when its length is and each item is; a struct
+    when each field is constant and present exactly when the struct is (or never).
+    Text parts also report their widest value, so that those never longer than
+    the cut are not cut.
     """
     paths = list(_paths("r", shape))
     aggregates = []
@@ -221,16 +277,22 @@ def constant_values(
         if sub[0] != "struct":
             aggregates.append(f"min({compared}) IS NOT DISTINCT FROM max({compared})")
             aggregates.append(f"min({compared})")
+        if sub[0] == "varchar":
+            aggregates.append(f"max(strlen({expr}))")
     (row,) = con.execute(f"SELECT {', '.join(aggregates)} FROM ({rows})", params).fetchall()
     values = iter(row)
+    facts = Facts()
     seen: dict[str, tuple[int, bool, Any]] = {}
     for expr, sub in paths:
         count = next(values)
         same, value = (next(values), next(values)) if sub[0] != "struct" else (True, None)
         seen[expr] = (count, bool(same), value)
-        if counts is not None:
-            counts[expr] = count
-    constants: dict[str, Any] = {}
+        facts.present[expr] = count
+        if sub[0] == "varchar":
+            widest = next(values)
+            if count:
+                facts.widest[expr] = widest
+    constants = facts.constants
 
     def resolve(expr: str, sub: Shape) -> bool:
         count, same, value = seen[expr]
@@ -262,36 +324,36 @@ def constant_values(
         return expr in constants
 
     resolve("r", shape)
-    return constants
+    return facts
 
 
 @dataclass(frozen=True)
 class RecordSql:
-    """Expressions over a record value `r` and its fast-path XML `x` (see `select`)."""
+    """Expressions over a record value `r`, its fast-path XML `x` and whether it has a
+    forbidden character, `dirty` (see `compile_record`)."""
 
     fast: str
+    dirty: str
     xml: str
     truncated: str
     removed: str
 
 
 def compile_record(
-    element: str, shape: Shape, max_length: int, constants: dict[str, Any] | None = None
+    element: str, shape: Shape, max_length: int, facts: Facts | None = None
 ) -> RecordSql:
     """The SQL writing a record value `r` as element `element`, one line per record.
 
-    `constants` (from `constant_values`) are parts written once instead of per row.
-    Use as: SELECT {xml}, {truncated}, {removed} FROM (SELECT <column> AS r, {fast} AS x ...).
-    (`x` lets DuckDB write the fast path once per row and keep it when it is clean.)
+    `facts` (from `part_facts`) spare per-row work: constant parts are written once,
+    and parts known to need no cut, escape or cleaning get none.
+    Use as: SELECT {xml}, {truncated}, {removed}
+    FROM (SELECT <column> AS r, {fast} AS x, {dirty} AS dirty ...).
+    (`x` and `dirty` let DuckDB compute each once per row.)
     """
-    constants = constants or {}
-    fast = _Writer(max_length, False, constants).element(element, "r", shape)
-    safe = _Writer(max_length, True, constants).element(element, "r", shape)
-    # Constant parts are written clean; only the values that vary can be dirty.
-    dirty = _total(
-        "r", shape, lambda v: f"regexp_matches({v}, {_ILLEGAL})::INTEGER", constants, lambda _: 0
-    )
-    dirty = f"({dirty}) > 0"
+    facts = facts or Facts()
+    constants = facts.constants
+    fast = _Writer(max_length, False, facts).element(element, "r", shape)
+    safe = _Writer(max_length, True, facts).element(element, "r", shape)
 
     def cleaned(v: str) -> str:
         return f"length(regexp_replace({v}, {_ILLEGAL}, '', 'g'))"
@@ -309,29 +371,52 @@ def compile_record(
     def none(_: Any) -> int:
         return 0
 
-    def zero(_: str) -> str:
-        return "0"
+    def zero(_: str) -> None:
+        return None
+
+    def long_fast(v: str) -> str | None:
+        return None if facts.fits(v, max_length) else f"(length({v}) > {max_length})::INTEGER"
+
+    def long_safe(v: str) -> str | None:
+        return None if facts.fits(v, max_length) else f"({cleaned(v)} > {max_length})::INTEGER"
+
+    def removed(v: str) -> str | None:
+        return f"length({v}) - {cleaned(v)}"
 
     # Constant parts count in every row where present; the varying ones per path.
     cut_fixed = _total("r", shape, zero, constants, cut)
     lost_fixed = _total("r", shape, zero, constants, lost)
-    long_fast = _total(
-        "r", shape, lambda v: f"(length({v}) > {max_length})::INTEGER", constants, none
-    )
-    long_safe = _total(
-        "r", shape, lambda v: f"({cleaned(v)} > {max_length})::INTEGER", constants, none
-    )
-    removed = _total("r", shape, lambda v: f"length({v}) - {cleaned(v)}", constants, none)
+    cut_fast = _total("r", shape, long_fast, constants, none)
+    # Constant parts are written clean; only the values that vary can be dirty.
+    text = _joined("r", shape, constants)
+    if text is None:
+        return RecordSql(
+            fast=fast,
+            dirty="FALSE",
+            xml="concat(x, chr(10))",
+            truncated=f"({cut_fixed} + {cut_fast})::BIGINT",
+            removed=f"({lost_fixed})::BIGINT",
+        )
+    cut_safe = _total("r", shape, long_safe, constants, none)
+    lost_safe = _total("r", shape, removed, constants, none)
     return RecordSql(
         fast=fast,
-        xml=f"concat(CASE WHEN {dirty} THEN {safe} ELSE x END, chr(10))",
-        truncated=(
-            f"({cut_fixed} + CASE WHEN {dirty} THEN {long_safe} ELSE {long_fast} END)::BIGINT"
-        ),
-        removed=f"({lost_fixed} + CASE WHEN {dirty} THEN {removed} ELSE 0 END)::BIGINT",
+        dirty=f"regexp_matches(coalesce({text}, ''), {_ILLEGAL})",
+        xml=f"concat(CASE WHEN dirty THEN {safe} ELSE x END, chr(10))",
+        truncated=f"({cut_fixed} + CASE WHEN dirty THEN {cut_safe} ELSE {cut_fast} END)::BIGINT",
+        removed=f"({lost_fixed} + CASE WHEN dirty THEN {lost_safe} ELSE 0 END)::BIGINT",
     )
 
 
-def written_text(max_length: int, constants: dict[str, Any]) -> Callable[[str], str]:
-    """SQL of the text a clean record writes for a value `expr` (cut; constants pre-made)."""
-    return _Writer(max_length, False, constants).fit
+def written_text(max_length: int, facts: Facts) -> Callable[[str], str]:
+    """SQL of the text a clean record writes for a value `expr` where it is not NULL:
+    cut, and for a constant part its text as a literal."""
+    writer = _Writer(max_length, False, facts)
+
+    def fit(expr: str) -> str:
+        value = facts.constants.get(expr)
+        if isinstance(value, str):
+            return literal(Sanitizer(max_length).clean(value))
+        return writer.fit(expr)
+
+    return fit

@@ -151,13 +151,25 @@ class _Compiler:
             return
         self.bits.append(f"({expr} IS NOT NULL)")
 
+    def text_or_empty(self, expr: str) -> str:
+        """The text written for `expr`, or '' where it is NULL."""
+        return f"CASE WHEN {expr} IS NULL THEN '' ELSE {self.fit(expr)} END"
+
+    def absent(self, expr: str) -> bool:
+        """`counts` show that `expr` is NULL in every row: it writes nothing to check."""
+        return self.counts.get(expr) == 0
+
     def never(self, path: str, expr: str, why: str) -> None:
         """Records where `expr` writes anything are left to lxml."""
+        if self.absent(expr):
+            return
         self.unknown.append(f"{path}: {why}")
         self.checks.append(f"{expr} IS NULL")
 
     def value(self, path: str, simple: Any, expr: str, text: str) -> None:
         """Text `text` (SQL) is written where `expr` is not NULL; check it by `simple`."""
+        if self.absent(expr):
+            return
         predicate = value_predicate(simple, text, self.limit)
         if predicate is None:
             self.never(path, expr, f"type {simple.name or 'anonymous'} is not compiled")
@@ -172,6 +184,8 @@ class _Compiler:
                 self.element(decl, path, f"{expr}[{i}]", shape[1], expr)
             return
         self.present(expr, parent)
+        if self.absent(expr):
+            return
         if decl.fixed is not None or decl.abstract:
             self.never(path, expr, "fixed or abstract in the schema")
             return
@@ -195,16 +209,14 @@ class _Compiler:
         text = f"{expr}['#text']"
         if simple is not None:
             # The element's text: its #text, or empty when it has none.
-            written = (
-                f"coalesce({self.fit(text)}, '')" if any(k == "#text" for k, _ in fields) else "''"
-            )
+            written = self.text_or_empty(text) if any(k == "#text" for k, _ in fields) else "''"
             self.value(path, simple, expr, written)
         for key, sub in fields:
             sub_expr = f"{expr}[{literal(key)}]"
             if key == "#text":
                 self.present(sub_expr, expr)
                 if simple is None:
-                    self.checks.append(f"coalesce({self.fit(sub_expr)}, '') = ''")
+                    self.checks.append(f"{self.text_or_empty(sub_expr)} = ''")
             elif key.startswith("@"):
                 self.present(sub_expr, expr)
                 attribute = (attributes or {}).get(key[1:]) if ":" not in key else None
@@ -242,9 +254,10 @@ def compile_proof(
     """The signature and value checks of records `r` of `shape`, written as `element`
     inside `root`; None when the schema needs every record validated.
 
-    `fit(expr)` is the writer's SQL for the text it writes for value `expr`, `limit`
-    its cut. `counts` (from exporter.xmlsql.constant_values, over the same rows) are
-    the rows where each part is not NULL: they spare the bits that cannot vary.
+    `fit(expr)` is the writer's SQL for the text it writes for value `expr` where that
+    is not NULL (for a constant part, a literal: DuckDB then decides its checks once);
+    `limit` is its cut. `counts` (`Facts.present`, over the same rows) are the rows
+    where each part is not NULL: they spare the bits that cannot vary.
     """
     try:
         schema = _schema(str(xsd), xsd.stat().st_mtime_ns)

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from exporter.errors import ExportError
-from exporter.xmlsql import compile_record, constant_values
+from exporter.xmlsql import compile_record, part_facts
 from exporter.xmlwrite import ILLEGAL_XML_CHARS, Sanitizer, reference_xml, shape_of
 
 NAMES = st.sampled_from(["a", "b", "line1", "user_group", "x_y", "phone"])
@@ -77,10 +77,11 @@ def write_with_sql(shape: tuple[Any, ...], rows: list[Any], max_length: int) -> 
     con.executemany("INSERT INTO t VALUES (?, ?)", list(enumerate(rows)))
     assert shape_of(con.table("t").types[1]) == shape
     source = "SELECT r, i FROM t"
-    record = compile_record("user", shape, max_length, constant_values(con, source, [], shape))
+    record = compile_record("user", shape, max_length, part_facts(con, source, [], shape))
     return con.execute(
         f"SELECT {record.xml}, {record.truncated}, {record.removed} "
-        f"FROM (SELECT r, i, {record.fast} AS x FROM ({source})) ORDER BY i"
+        f"FROM (SELECT r, i, {record.fast} AS x, {record.dirty} AS dirty FROM ({source})) "
+        "ORDER BY i"
     ).fetchall()
 
 
@@ -108,6 +109,33 @@ def test_sql_writer_counts_removed_characters_and_cut_values() -> None:
     ]
 
 
+def test_sql_writer_cuts_only_parts_with_a_long_value() -> None:
+    shape = ("struct", (("name", ("varchar",)), ("note", ("varchar",))))
+    rows = [{"name": "Ann", "note": "short"}, {"name": "Bo", "note": "far too long"}]
+    con = duckdb.connect()
+    con.execute(f"CREATE TABLE t (r {duck_type(shape)})")
+    con.executemany("INSERT INTO t VALUES (?)", [[r] for r in rows])
+    facts = part_facts(con, "SELECT r FROM t", [], shape)
+    assert facts.widest == {"r['name']": 3, "r['note']": 12}
+    fast = compile_record("user", shape, 8, facts).fast
+    assert "left(r['note'], 8)" in fast
+    assert "left(r['name']" not in fast
+    assert write_with_sql(shape, rows, 8) == [
+        ("<user><name>Ann</name><note>short</note></user>\n", 0, 0),
+        ("<user><name>Bo</name><note>far too </note></user>\n", 1, 0),
+    ]
+
+
+def test_sql_writer_finds_forbidden_characters_in_any_list_item() -> None:
+    # the fifth item is written by the lambda, not by index: it must still be found
+    shape = ("struct", (("tag", ("list", ("varchar",))),))
+    rows = [{"tag": ["a", "b", "c", "d", "e\x01f"]}, {"tag": ["a", "b", "c", "d", "ef"]}]
+    assert write_with_sql(shape, rows, 10) == [
+        ("<user><tag>a</tag><tag>b</tag><tag>c</tag><tag>d</tag><tag>ef</tag></user>\n", 0, 1),
+        ("<user><tag>a</tag><tag>b</tag><tag>c</tag><tag>d</tag><tag>ef</tag></user>\n", 0, 0),
+    ]
+
+
 def test_sql_writer_inlines_parts_that_never_change() -> None:
     shape = (
         "struct",
@@ -120,13 +148,13 @@ def test_sql_writer_inlines_parts_that_never_change() -> None:
     con = duckdb.connect()
     con.execute(f"CREATE TABLE t (r {duck_type(shape)})")
     con.executemany("INSERT INTO t VALUES (?)", [[r] for r in rows])
-    constants = constant_values(con, "SELECT r FROM t", [], shape)
-    assert constants == {
+    facts = part_facts(con, "SELECT r FROM t", [], shape)
+    assert facts.constants == {
         "r['kind']": {"@desc": "Public", "#text": "P"},
         "r['kind']['@desc']": "Public",
         "r['kind']['#text']": "P",
     }
-    assert '<kind desc="Public">P</kind>' in compile_record("user", shape, 255, constants).fast
+    assert '<kind desc="Public">P</kind>' in compile_record("user", shape, 255, facts).fast
 
 
 def test_writer_refuses_non_text_leaves_with_a_fix() -> None:

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from exporter.checkchunks import Sampler
-from exporter.xmlsql import INLINE_ITEMS, compile_record, constant_values, written_text
+from exporter.xmlsql import INLINE_ITEMS, compile_record, part_facts, written_text
 from exporter.xmlwrite import shape_of
 from exporter.xsdsql import compile_proof, value_predicate
 
@@ -156,15 +156,16 @@ def export_checks(rows: list[dict[str, Any]], limit: int) -> tuple[list[str], li
     con.executemany("INSERT INTO t VALUES (?, ?)", list(enumerate(rows)))
     shape = shape_of(con.table("t").types[1])
     source = "SELECT r, i FROM t"
-    present: dict[str, int] = {}
-    constants = constant_values(con, source, [], shape, present)
-    record = compile_record("rec", shape, limit, constants)
-    proof = compile_proof(XSD, "recs", "rec", shape, written_text(limit, constants), limit, present)
+    facts = part_facts(con, source, [], shape)
+    record = compile_record("rec", shape, limit, facts)
+    fit = written_text(limit, facts)
+    proof = compile_proof(XSD, "recs", "rec", shape, fit, limit, facts.present)
     assert proof is not None
     words = "".join(f", {w} AS w{i}" for i, w in enumerate(proof.words))
     table = con.sql(
         f"SELECT {record.xml} AS xml, {record.removed} AS removed, {proof.proven} AS proven"
-        f"{words} FROM (SELECT r, i, {record.fast} AS x FROM ({source})) ORDER BY i"
+        f"{words} FROM (SELECT r, i, {record.fast} AS x, {record.dirty} AS dirty "
+        f"FROM ({source})) ORDER BY i"
     ).to_arrow_table()
     batch = table.combine_chunks().to_batches()[0]
     selected = Sampler([f"w{i}" for i in range(len(proof.words))]).select(batch)
@@ -225,6 +226,27 @@ def test_a_value_the_compiler_cannot_prove_goes_to_lxml() -> None:
     _, selected, _ = export_checks(rows, 255)
     # 0: first of its structure; 1 and 3: xs:int is not compiled; 2: not a date
     assert selected == [0, 1, 2, 3]
+
+
+def test_parts_that_never_vary_are_checked_once() -> None:
+    rows = [BARE | {"id": i, "born": "2026-09-01Z"} for i in "abc"]
+    con = duckdb.connect()
+    con.execute(f"CREATE TABLE t (r {RECORD_TYPE})")
+    con.executemany("INSERT INTO t VALUES (?)", [[r] for r in rows])
+    shape = shape_of(con.table("t").types[0])
+    facts = part_facts(con, "SELECT r FROM t", [], shape)
+    proof = compile_proof(XSD, "recs", "rec", shape, written_text(255, facts), 255, facts.present)
+    assert proof is not None
+    # the constant date is checked as a literal (DuckDB decides it once); `count`,
+    # never present, is not checked at all, so its uncompiled type sends nothing to lxml
+    assert "regexp_full_match('2026-09-01Z'" in proof.proven
+    assert "count" not in proof.proven
+    assert not any(u.startswith("rec/count") for u in proof.unknown)
+    _, selected, _ = export_checks(rows, 255)
+    assert selected == [0]
+    invalid = [BARE | {"id": i, "born": "2023-02-29"} for i in "abc"]
+    _, selected, _ = export_checks(invalid, 255)
+    assert selected == [0, 1, 2]
 
 
 def predicate_holds(xsd_type: str, value: str, limit: int = 255) -> bool | None:
