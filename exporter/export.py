@@ -349,7 +349,11 @@ def export(
                     "%s: %d constant parts of the record, %d text parts to cut",
                     acct.patron_type,
                     len(facts.constants),
-                    sum(not facts.fits(p, settings.max_value_length) for p in facts.widest),
+                    sum(
+                        not facts.fits(p, settings.max_value_length)
+                        for p in facts.widest
+                        if p not in facts.constants
+                    ),
                 )
                 # One thread streams (the constant-parts scan above has them all): a
                 # second holds its own working vectors for the record's SQL, about

@@ -345,7 +345,7 @@ def compile_record(
     """The SQL writing a record value `r` as element `element`, one line per record.
 
     `facts` (from `part_facts`) spare per-row work: constant parts are written once,
-    and parts known to need no cut, escape or cleaning get none.
+    and parts never longer than `max_length` are not cut.
     Use as: SELECT {xml}, {truncated}, {removed}
     FROM (SELECT <column> AS r, {fast} AS x, {dirty} AS dirty ...).
     (`x` and `dirty` let DuckDB compute each once per row.)
